@@ -1,0 +1,37 @@
+"""Destination adapters. Each delivers a list of records idempotently (a repeat changes nothing)."""
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, *, transient: bool, category: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+        self.category = category or ("transient" if transient else "permanent")
+
+
+@dataclass
+class OutgoingRecord:
+    record_id: str
+    source_id: str
+    ingested_at: datetime
+    quality_score: float | None
+    data: Any
+
+
+class Adapter(Protocol):
+    def deliver(self, records: list[OutgoingRecord], *, batch_id: str) -> None: ...
+
+
+def get_adapter(destination_id: str, spec: dict) -> Adapter:
+    from .file import FileDestination
+    from .postgresql import PostgresDestination
+
+    kind = (spec.get("connection") or {}).get("type")
+    if kind == "postgresql":
+        return PostgresDestination.for_spec(destination_id, spec)
+    if kind == "file":
+        return FileDestination(destination_id, spec)
+    raise DeliveryError(f"destination type '{kind}' is not supported", transient=False)

@@ -1,0 +1,56 @@
+"""File destination: JSON lines, one file per delivered batch, fsynced and renamed into place.
+
+A repeated delivery of the same batch rewrites the same file with the same lines, so a worker killed
+between writing and committing never duplicates a record.
+"""
+import os
+from pathlib import Path
+
+import orjson
+from django.conf import settings
+
+from . import DeliveryError, OutgoingRecord
+
+
+class FileDestination:
+    def __init__(self, destination_id: str, spec: dict):
+        self.destination_id = destination_id
+        path = (spec.get("connection") or {}).get("path") or destination_id
+        self.root = Path(settings.PIPELINE_OUTPUT_DIR) / path if not os.path.isabs(path) else Path(path)
+
+    def deliver(self, records: list[OutgoingRecord], *, batch_id: str) -> None:
+        if not records:
+            return
+        day = records[0].ingested_at.strftime("%Y-%m-%d")
+        folder = self.root / day
+        final = folder / f"{batch_id}.jsonl"
+        tmp = folder / f".{batch_id}.jsonl.tmp"
+        lines = b"".join(
+            orjson.dumps(
+                {"record_id": r.record_id, "source_id": r.source_id, "ingested_at": r.ingested_at,
+                 "quality_score": r.quality_score, "data": r.data}
+            ) + b"\n"
+            for r in records
+        )
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as handle:
+                handle.write(lines)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, final)
+            dir_fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            # A full disk or a missing mount may clear; a permission error will not.
+            transient = exc.errno not in (13, 30)  # EACCES, EROFS
+            raise DeliveryError(f"cannot write {final}: {exc.strerror}", transient=transient) from exc
+
+    def test(self) -> str:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.root, os.W_OK):
+            raise DeliveryError(f"{self.root} is not writable", transient=False)
+        return f"{self.root} is writable"

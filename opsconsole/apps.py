@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OpsconsoleConfig(AppConfig):
+    name = "opsconsole"
+    verbose_name = "Operations console"

@@ -1,0 +1,8 @@
+from celery import shared_task
+
+from .sweeper import stuck_batches_resend
+
+
+@shared_task(name="ops.sweep_stuck_batches")
+def sweep_stuck_batches() -> dict:
+    return stuck_batches_resend()

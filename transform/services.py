@@ -1,0 +1,81 @@
+"""Module Beta services: transform, score and route one batch."""
+import logging
+from collections import Counter, defaultdict
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from configuration.runtime import pipeline_runtime
+from delivery.choices import FailureCategory
+from delivery.models import BatchDelivery, DeadLetter
+from ingestion.choices import BatchStage, RecordStatus
+from ingestion.models import Batch, Record
+from monitoring.services import counters_add, labels_key
+from opsconsole.bulk import bulk_insert, bulk_update, load_json
+from opsconsole.dispatch import send_after_commit
+
+logger = logging.getLogger(__name__)
+
+DEAD_LETTER_COLUMNS = (
+    "record", "batch", "source_id", "destination_id", "category", "reason", "attempts",
+    "first_failed_at", "last_failed_at", "retry_eligible", "state",
+)
+
+
+def _validated_records(batch_id) -> list[tuple]:
+    pk = Record._meta.pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT id, payload FROM "{Record._meta.db_table}" WHERE batch_id = %s AND status = %s',
+            [pk.get_db_prep_value(batch_id, connection), RecordStatus.VALIDATED],
+        )
+        return [(pk.to_python(rid), load_json(payload)) for rid, payload in cursor.fetchall()]
+
+
+def batch_transform(*, batch_id: str) -> bool:
+    """Transform, score and route the records of a validated batch; returns False if there was
+    nothing to do (already transformed, or gone), which makes a duplicate message harmless."""
+    runtime = pipeline_runtime()
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().filter(id=batch_id, stage=BatchStage.VALIDATED).first()
+        if batch is None:
+            return False
+        now = timezone.now()
+        updates, dead = [], []
+        routes: dict[str, list[str]] = defaultdict(list)
+        counts: Counter = Counter()
+        source_label = labels_key({"source": batch.source_id})
+        for rid, payload in _validated_records(batch.id):
+            outcome = runtime.rules.apply(payload)
+            if outcome.failed_rule:
+                updates.append((RecordStatus.DLQ, outcome.data, None, outcome.reason, now, rid))
+                dead.append((rid, batch.id, batch.source_id, "", FailureCategory.TRANSFORM, outcome.reason, 1,
+                             now, now, False, "new"))
+                continue
+            counts[("beta_records_transformed_total", source_label)] += 1
+            score = runtime.scorer.score(outcome.data, now)
+            if score.level == "reject":
+                reason = f"quality score {score.total} below reject threshold {runtime.scorer.reject}"
+                updates.append((RecordStatus.REJECTED, outcome.data, score.total, reason, now, rid))
+                counts[("beta_records_rejected_total", source_label)] += 1
+                continue
+            destinations = runtime.router.destinations(batch.source_id, score.total, outcome.data)
+            if not destinations:
+                updates.append((RecordStatus.FILTERED, outcome.data, score.total, "no routing rule matched", now, rid))
+                counts[("beta_records_filtered_total", source_label)] += 1
+                continue
+            updates.append((RecordStatus.ROUTED, outcome.data, score.total, "", None, rid))
+            for destination_id in destinations:
+                routes[destination_id].append(str(rid))
+        bulk_update(Record, ("status", "data", "quality_score", "reason", "finished_at"), updates)
+        if dead:
+            bulk_insert(DeadLetter, DEAD_LETTER_COLUMNS, dead)
+        BatchDelivery.objects.bulk_create(
+            BatchDelivery(batch=batch, destination_id=d, record_ids=ids) for d, ids in sorted(routes.items())
+        )
+        batch.stage = BatchStage.TRANSFORMED if routes else BatchStage.DONE
+        batch.save(update_fields=["stage", "updated_at"])
+        counters_add(counts)
+        for destination_id in sorted(routes):
+            send_after_commit("delivery.deliver_batch", [str(batch.id), destination_id])
+    return True
