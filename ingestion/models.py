@@ -85,3 +85,18 @@ class FileQuarantine(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class IngestedFile(models.Model):
+    """A file of a file source already taken in; a file seen again (same name and content) is not re-read."""
+
+    source_id = models.CharField(max_length=100)
+    file_name = models.CharField(max_length=500)
+    sha256 = models.CharField(max_length=64)
+    records = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source_id", "file_name", "sha256"], name="one_ingest_per_file_content")
+        ]
