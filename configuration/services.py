@@ -118,7 +118,7 @@ def _apply(*, loaded: LoadedConfig, actor: Any, comment: str, action: str, reaso
     version.changed = changed
     version.counts = counts
     logger.info("configuration %s: v%s %s", action, version.number, "applied" if changed else "unchanged",
-                extra={"component": "config", "details": {"sha256": sha, "counts": counts}})
+                extra={"component": "config", "sha256": sha, "counts": counts})
     return version
 
 
