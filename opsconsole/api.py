@@ -18,10 +18,12 @@ class BearerOrTokenAuthentication(TokenAuthentication):
     """`Authorization: Token <key>` (DRF's) or `Authorization: Bearer <key>` (Prometheus, curl)."""
 
     def authenticate(self, request):
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if header.lower().startswith("bearer "):
-            request.META["HTTP_AUTHORIZATION"] = "Token " + header[7:]
-        return super().authenticate(request)
+        parts = request.headers.get("authorization", "").split()
+        if not parts or parts[0].lower() not in ("token", "bearer"):
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Invalid Authorization header: use 'Token <key>' or 'Bearer <key>'.")
+        return self.authenticate_credentials(parts[1])
 
 
 class LenientJSONParser(BaseParser):

@@ -94,7 +94,9 @@ def test_bearer_token_and_reconciliation(client, viewer):
     token = Token.objects.create(user=viewer)
     reader = APIClient()
     reader.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
-    body = reader.get("/api/pipeline/reconciliation").json()
+    response = reader.get("/api/pipeline/reconciliation")
+    assert response.status_code == 200, response.content
+    body = response.json()
     assert body["sources"]["api_source_1"]["ingested"] == 1
     assert body["sources"]["api_source_1"]["in_flight"] == 1
     assert body["total"]["balanced"] is True

@@ -1,4 +1,5 @@
 """The data plane's services in-process: ingest -> transform -> deliver, with every failure path."""
+import copy
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,7 +16,7 @@ from ingestion.services import records_ingest
 from monitoring.models import MetricCounter
 from opsconsole.errors import ApplicationError
 from tests.conftest import (
-    FILE_DESTINATION, PHONE_RULE, PUSH_SOURCE, ROUTE_ALL_TO_ARCHIVE, ROUTE_TO_ANALYTICS, postgres_destination,
+    DEFAULT_SCORING,     FILE_DESTINATION, PHONE_RULE, PUSH_SOURCE, ROUTE_ALL_TO_ARCHIVE, ROUTE_TO_ANALYTICS, postgres_destination,
     warehouse_rows,
 )
 from transform.services import batch_transform
@@ -81,12 +82,17 @@ def test_stage_tasks_are_idempotent(archive_config):
 
 def test_low_quality_is_rejected_and_unrouted_is_filtered(apply_config):
     narrow_route = {**ROUTE_ALL_TO_ARCHIVE, "match": {"source_id": {"in": ["other"]}}}
-    apply_config(sources=[PUSH_SOURCE], destinations=[FILE_DESTINATION], routes=[narrow_route])
+    strict = copy.deepcopy(DEFAULT_SCORING)
+    strict["quality_scoring"]["thresholds"] = {"warn": 0.9, "error": 0.8, "reject": 0.7}
+    apply_config(sources=[PUSH_SOURCE], destinations=[FILE_DESTINATION], routes=[narrow_route], scoring=strict)
     stale = {"id": "old", "timestamp": "2020-01-01T00:00:00Z", "payload": {}}  # no required fields, 6 years old
     [batch] = records_ingest(source_id="api_source_1", records=[stale, good_record(1)], origin="test")
     assert run_batch(batch) == []
     by_id = {r.payload["id"]: r for r in Record.objects.all()}
-    assert by_id["old"].status == RecordStatus.REJECTED and "below reject threshold" in by_id["old"].reason
+    assert by_id["old"].status == RecordStatus.REJECTED
+    # completeness 1 - 3 * 0.2 = 0.4, timeliness 0: 0.3 * 0.4 + 0.25 + 0.25 + 0.2 * 0 = 0.62
+    assert by_id["old"].quality_score == 0.62
+    assert by_id["old"].reason == "quality score 0.62 below reject threshold 0.7"
     assert by_id["r1"].status == RecordStatus.FILTERED
     assert reconciliation()["total"]["balanced"]
 
