@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from configuration.runtime import pipeline_runtime
 from monitoring.services import counters_add, labels_key
+from opsconsole.audit import audit_record
 from opsconsole.bulk import bulk_insert
 from opsconsole.dispatch import send_after_commit
 from opsconsole.errors import ApplicationError
@@ -41,12 +42,13 @@ def _raw_text(value: Any) -> str:
 
 
 def records_ingest(
-    *, source_id: str, records: list[Any], origin: str, bad: list[tuple[str, str, str]] | None = None
+    *, source_id: str, records: list[Any], origin: str, bad: list[tuple[str, str, str]] | None = None, actor=None
 ) -> list[Batch]:
     """Validate records of a source and commit them as batches; each valid batch then moves to Beta.
 
     `bad` are unreadable lines or rows (position, raw, reason): they are counted and kept as
-    rejected records with a PARSE_ERROR, so nothing received goes unaccounted.
+    rejected records with a PARSE_ERROR, so nothing received goes unaccounted. A push by a person or
+    client account (`actor`) is written to the audit log with its batch ids.
     """
     runtime = pipeline_runtime()
     source_spec_for_ingest(source_id)
@@ -94,6 +96,12 @@ def records_ingest(
                 send_after_commit("transform.transform_batch", [str(batch.id)])
             batches.append(batch)
         counters_add(counts)
+        if actor is not None:
+            audit_record(
+                actor=actor, action="records.push", target=f"source:{source_id}",
+                details={"batch_ids": [str(b.id) for b in batches], "received": len(items),
+                         "rejected": sum(b.rejected for b in batches)},
+            )
     logger.info(
         "ingested %d records into %d batches", len(items), len(batches),
         extra={"source_id": source_id, "component": "ingest", "module_name": "alpha"},

@@ -48,7 +48,8 @@ class SourceRecordsPush(APIView):
             shown = "; ".join(f"{pos}: {reason}" for pos, _, reason in parsed.bad[:5])
             raise ApplicationError(f"Cannot parse body: {len(parsed.bad)} unreadable entries ({shown}).",
                                    extra={"unreadable": len(parsed.bad)})
-        batches = records_ingest(source_id=source_id, records=parsed.records, origin=f"push:{request.user.get_username()}")
+        batches = records_ingest(source_id=source_id, records=parsed.records, origin=f"push:{request.user.get_username()}",
+                                 actor=request.user)
         return Response(
             {
                 "batch_id": str(batches[0].id) if batches else None,

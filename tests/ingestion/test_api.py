@@ -101,3 +101,16 @@ def test_bearer_token_and_reconciliation(client, viewer):
     assert body["sources"]["api_source_1"]["in_flight"] == 1
     assert body["total"]["balanced"] is True
     assert User.objects.filter(username="pusher").exists()
+
+
+def test_every_push_is_audited(client):
+    from opsconsole.models import AuditEntry
+
+    body = client.post(URL, [good_record(1), {"id": 2}], format="json").json()
+    entry = AuditEntry.objects.get(action="records.push")
+    assert entry.actor_name == "pusher" and entry.target == "source:api_source_1"
+    assert entry.details == {"batch_ids": body["batch_ids"], "received": 2, "rejected": 1}
+    with pytest.raises(RuntimeError):
+        entry.save()  # append-only
+    with pytest.raises(RuntimeError):
+        entry.delete()
