@@ -11,7 +11,6 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
-from django.conf import settings
 from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
