@@ -1,0 +1,88 @@
+"""Reads that combine the modules: the pipeline status and the overview of the console."""
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from delivery import selectors as delivery_selectors
+from ingestion import selectors as ingestion_selectors
+
+HEALTHY = "HEALTHY"
+DEGRADED = "DEGRADED"
+UNHEALTHY = "UNHEALTHY"
+
+# The manual's gamma_dlq_growing alert: delta(gamma_dlq_size[1h]) > 100.
+DLQ_GROWTH_PER_HOUR_UNHEALTHY = 100
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    level: str
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def css(self) -> str:
+        return {HEALTHY: "ok", DEGRADED: "warn"}.get(self.level, "bad")
+
+
+def pipeline_status(*, now: datetime | None = None) -> PipelineStatus:
+    """The pipeline status indicator of the manual's System Overview dashboard.
+
+    UNHEALTHY when work has stopped moving or failures pile up:
+      - batches awaiting transformation that were ingested more than
+        PIPELINE_STUCK_AFTER_SECONDS ago (Beta is down or not keeping up);
+      - pending deliveries created more than PIPELINE_STUCK_AFTER_SECONDS ago that Gamma never
+        attempted and that are not waiting for a scheduled retry;
+      - the dead letter queue grew by more than 100 entries in the last hour (gamma_dlq_growing).
+    DEGRADED when the pipeline moves but not cleanly:
+      - pending deliveries whose last attempt failed (retrying with backoff);
+      - the dead letter queue grew at all in the last hour.
+    HEALTHY otherwise. `reasons` says, in the operator's words, which signals fired.
+    Only indexed, cheap queries: the badge is on every console page.
+    """
+    now = now or timezone.now()
+    stuck_after = settings.PIPELINE_STUCK_AFTER_SECONDS
+    unhealthy: list[str] = []
+    degraded: list[str] = []
+
+    stuck_batches = ingestion_selectors.batches_stuck_count(older_than_seconds=stuck_after, now=now)
+    if stuck_batches:
+        unhealthy.append(f"{stuck_batches} batch(es) awaiting transformation for more than {stuck_after} s")
+    stuck_deliveries = delivery_selectors.pending_deliveries_stuck_count(
+        older_than=now - timedelta(seconds=stuck_after), now=now
+    )
+    if stuck_deliveries:
+        unhealthy.append(f"{stuck_deliveries} deliveries not attempted for more than {stuck_after} s")
+    dlq_growth = delivery_selectors.dead_letters_added_count(since=now - timedelta(hours=1))
+    if dlq_growth > DLQ_GROWTH_PER_HOUR_UNHEALTHY:
+        unhealthy.append(f"dead letter queue grew by {dlq_growth} in the last hour")
+    elif dlq_growth:
+        degraded.append(f"dead letter queue grew by {dlq_growth} in the last hour")
+    failing = delivery_selectors.pending_deliveries_failing_count()
+    if failing:
+        degraded.append(f"{failing} deliveries retrying after errors")
+
+    if unhealthy:
+        return PipelineStatus(UNHEALTHY, unhealthy + degraded)
+    if degraded:
+        return PipelineStatus(DEGRADED, degraded)
+    return PipelineStatus(HEALTHY)
+
+
+def pipeline_overview(*, now: datetime | None = None) -> dict:
+    """Everything the console's overview panel shows, read in one go."""
+    now = now or timezone.now()
+    reconciliation = ingestion_selectors.reconciliation()
+    return {
+        "at": now,
+        "status": pipeline_status(now=now),
+        "stages": ingestion_selectors.stage_counts(),
+        "throughput": ingestion_selectors.records_per_minute(minutes=5, now=now),
+        "batches_waiting": ingestion_selectors.batches_waiting(),
+        "pending_deliveries": delivery_selectors.pending_delivery_count(),
+        "dlq_size": delivery_selectors.dead_letter_count(),
+        "validation_failures": ingestion_selectors.validation_failures_latest(limit=5),
+        "failed_deliveries": delivery_selectors.deliveries_failed_latest(limit=5),
+        "reconciliation": reconciliation["total"],
+    }
