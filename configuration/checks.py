@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 from jsonschema import Draft7Validator
-from jsonschema.exceptions import SchemaError as JsonSchemaError, ValidationError
+from jsonschema.exceptions import SchemaError as JsonSchemaError
+from jsonschema.exceptions import ValidationError
 
 from . import schemas
 from .issues import DESTINATION, ENRICHMENT, QUALITY, ROUTING_RULE, SOURCE, TRANSFORM_RULE, ConfigIssue
@@ -103,7 +104,7 @@ def _schema_error_issues(name: str, error: ValidationError) -> list[ConfigIssue]
         match = re.match(r"^'(.*)' is a required property$", error.message)
         return [ConfigIssue(name, field_path([*path, match.group(1) if match else "?"]), "is required")]
     if kind == "additionalProperties":
-        known = set((error.schema.get("properties") or {}))
+        known = set(error.schema.get("properties") or {})
         extra = sorted(str(k) for k in error.instance if k not in known)
         allowed = ", ".join(sorted(known))
         return [ConfigIssue(name, field_path([*path, k]), f"unknown field (allowed: {allowed})") for k in extra]

@@ -18,7 +18,15 @@ from pathlib import Path
 
 from .checks import check_cross_file, check_item, check_secrets, check_structure, load_schema_file, parse_yaml
 from .issues import (
-    DESTINATION, ENRICHMENT, ID_FIELDS, QUALITY, ROUTING_RULE, SCHEMA, SOURCE, TRANSFORM_RULE, ConfigIssue,
+    DESTINATION,
+    ENRICHMENT,
+    ID_FIELDS,
+    QUALITY,
+    ROUTING_RULE,
+    SCHEMA,
+    SOURCE,
+    TRANSFORM_RULE,
+    ConfigIssue,
 )
 
 # (kind, folder) of the tree; quality is one file.
@@ -30,6 +38,7 @@ LAYOUT: list[tuple[str, str]] = [
     (ROUTING_RULE, "gamma/routing/rules"),
 ]
 QUALITY_FILES = ("beta/quality/scoring.yaml", "beta/quality/scoring.yml")
+SCHEMA_FOLDER = "alpha/schemas"
 YAML_SUFFIXES = (".yaml", ".yml")
 
 # Read bytes of a schema file for a source: (source file name, schema_ref) -> (shown name, bytes) or None.
@@ -244,6 +253,15 @@ def load_tree(root: str | Path) -> tuple[LoadedConfig, list[ConfigIssue]]:
             loader.issues.append(ConfigIssue(name, "", f"cannot read file ({exc.strerror})"))
             continue
         loader.add(name, kind, data)
+    # Schemas nobody references yet are still part of the tree (versioned, hashed, drift-checked).
+    schemas = root / SCHEMA_FOLDER
+    for path in sorted(schemas.glob("*.json")) if schemas.is_dir() else []:
+        name = path.relative_to(root).as_posix()
+        if name not in loader.loaded.files:
+            try:
+                loader.loaded.files[name] = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                loader.issues.append(ConfigIssue(name, "", f"cannot read file as UTF-8 text ({exc})"))
     return loader.finish()
 
 
@@ -262,6 +280,7 @@ def load_files(files: dict[str, str], root: str = "(stored version)") -> tuple[L
     for name in sorted(by_name):
         if name.endswith(YAML_SUFFIXES):
             loader.add(name, by_name[name], files[name].encode("utf-8"))
+    loader.loaded.files = {**files, **loader.loaded.files}  # every stored file stays part of the version
     return loader.finish()
 
 

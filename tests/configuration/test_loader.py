@@ -213,3 +213,14 @@ def test_stored_files_load_like_the_tree(tree):
     loaded, _ = load_tree(tree)
     again, issues = load_files(loaded.files)
     assert issues == [] and again.sha256 == loaded.sha256 and again.counts() == loaded.counts()
+
+
+def test_unreferenced_schemas_are_part_of_the_tree(tree):
+    write(tree, "alpha/schemas/next_source.json", '{"type": "object"}')
+    loaded, issues = load_tree(tree)
+    assert issues == [] and "alpha/schemas/next_source.json" in loaded.files
+
+
+def test_a_file_not_valid_utf8(tree):
+    (tree / SOURCE).write_bytes(b"source_id: api_source_1\nname: caf\xe9\n")
+    assert only(tree) == (SOURCE, "", "not valid UTF-8 text (byte 33)")
