@@ -45,7 +45,8 @@ class Batch(models.Model):
 
 class Record(models.Model):
     id = models.UUIDField(primary_key=True, editable=False)
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="records")
+    # Indexed by (batch, status) below, which also serves lookups by batch alone.
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="records", db_index=False)
     source_id = models.CharField(max_length=100)
     status = models.CharField(max_length=20, choices=RecordStatus.choices)
     payload = models.JSONField(help_text="The validated record as ingested.")
@@ -56,7 +57,12 @@ class Record(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["source_id", "status"])]
+        indexes = [
+            models.Index(fields=["source_id", "status"]),
+            models.Index(fields=["batch", "status"]),
+            models.Index(fields=["ingested_at"]),
+            models.Index(fields=["status", "finished_at"]),
+        ]
 
 
 class ValidationFailure(models.Model):
