@@ -33,7 +33,8 @@ def _output_dir(tmp_path, settings):
 def make_user(username: str, *groups: str) -> User:
     user = User.objects.create_user(username=username, password="pw-" + username)
     for name in groups:
-        user.groups.add(Group.objects.get(name=name))
+        # get_or_create: transactional tests flush the groups the migration created.
+        user.groups.add(Group.objects.get_or_create(name=name)[0])
     return user
 
 
@@ -186,11 +187,14 @@ def apply_config(tmp_path):
 
 
 @pytest.fixture
-def warehouse():
-    """A scratch PostgreSQL database with the destination table of Runbook C.1."""
+def warehouse(db):
+    """A scratch PostgreSQL database with the destination table of Runbook C.1 (named after the test
+    database, so parallel runs on one server do not share it)."""
+    from django.db import connection
+
     os.environ.setdefault("TEST_WAREHOUSE_USER", "postgres")
     os.environ.setdefault("TEST_WAREHOUSE_PASSWORD", "unused-with-trust-auth")
-    name = "opsconsole_test_warehouse"
+    name = f"{connection.settings_dict['NAME']}_warehouse"
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
