@@ -1,5 +1,6 @@
 """Module Gamma services: deliver one batch to one destination, retry transient failures, DLQ the rest."""
 import logging
+import time
 import random
 from collections import Counter
 from datetime import timedelta
@@ -10,7 +11,8 @@ from django.utils import timezone
 from configuration.runtime import pipeline_runtime
 from ingestion.choices import BatchStage, RecordStatus
 from ingestion.models import Batch, Record
-from monitoring.services import counters_add, labels_key
+from monitoring.metrics import DELIVERY_BUCKETS, LATENCY_BUCKETS
+from monitoring.services import counters_add, histogram_increments, labels_key
 from opsconsole.bulk import bulk_insert
 from opsconsole.dispatch import send_after_commit
 
@@ -64,7 +66,16 @@ def _finish_batch_if_done(batch: Batch) -> None:
         Record.objects.filter(id__in=failed[start:start + 5000], status=RecordStatus.ROUTED).update(
             status=RecordStatus.DLQ, reason="delivery failed (see dead letter queue)", finished_at=now
         )
-    Record.objects.filter(batch=batch, status=RecordStatus.ROUTED).update(status=RecordStatus.DELIVERED, finished_at=now)
+    delivered = Record.objects.filter(batch=batch, status=RecordStatus.ROUTED).update(
+        status=RecordStatus.DELIVERED, finished_at=now
+    )
+    # Every record of a batch was ingested with it, so one latency stands for all of them.
+    latency = (now - batch.created_at).total_seconds()
+    counts = histogram_increments("pipeline_end_to_end_latency_seconds", {"source": batch.source_id},
+                                  LATENCY_BUCKETS, [latency] * delivered)
+    counts.update(histogram_increments("module_latency_seconds", {"module": "gamma"}, LATENCY_BUCKETS,
+                                       [(now - batch.updated_at).total_seconds()]))
+    counters_add(counts)
     batch.stage = BatchStage.DONE
     batch.save(update_fields=["stage", "updated_at"])
 
@@ -90,7 +101,10 @@ def batch_deliver(*, batch_id: str, destination_id: str) -> str:
             if spec is None:
                 raise DeliveryError(f"destination '{destination_id}' is no longer configured", transient=False)
             adapter = get_adapter(destination_id, spec)
+            started = time.perf_counter()
             adapter.deliver(_outgoing(delivery.record_ids), batch_id=str(batch.id))
+            counts.update(histogram_increments("gamma_delivery_duration_seconds", {"destination": destination_id},
+                                               DELIVERY_BUCKETS, [time.perf_counter() - started]))
         except DeliveryError as error:
             delivery.attempts += 1
             delivery.last_error = error.message

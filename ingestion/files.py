@@ -75,6 +75,7 @@ def _file_ingest(source_id: str, path: Path, directory: Path, parsing: dict) -> 
         if IngestedFile.objects.filter(source_id=source_id, file_name=path.name, sha256=digest).exists():
             outcome = "duplicates"
         else:
+            started = time.perf_counter()
             try:
                 parsed = parse_body(data, fmt, parsing.get("record_path") if fmt == "json" else None)
             except ParseError as exc:
@@ -84,7 +85,8 @@ def _file_ingest(source_id: str, path: Path, directory: Path, parsing: dict) -> 
                 counters_add({("alpha_parse_errors_total", labels_key({"source": source_id})): 1})
                 logger.warning("quarantined %s: %s", path.name, exc, extra={"source_id": source_id, "component": "file_source"})
                 return "quarantined"
-            records_ingest(source_id=source_id, records=parsed.records, bad=parsed.bad, origin=f"file:{path.name}")
+            records_ingest(source_id=source_id, records=parsed.records, bad=parsed.bad, origin=f"file:{path.name}",
+                           parse_seconds=time.perf_counter() - started)
             IngestedFile.objects.create(
                 source_id=source_id, file_name=path.name, sha256=digest, records=len(parsed.records) + len(parsed.bad)
             )

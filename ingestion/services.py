@@ -1,5 +1,6 @@
 """Module Alpha services: accepting records from any source type into durable batches."""
 import logging
+import time
 from collections import Counter
 from typing import Any
 
@@ -9,7 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from configuration.runtime import pipeline_runtime
-from monitoring.services import counters_add, labels_key
+from monitoring.metrics import PARSE_BUCKETS
+from monitoring.services import counters_add, histogram_increments, labels_key
 from opsconsole.audit import audit_record
 from opsconsole.bulk import bulk_insert
 from opsconsole.dispatch import send_after_commit
@@ -42,7 +44,8 @@ def _raw_text(value: Any) -> str:
 
 
 def records_ingest(
-    *, source_id: str, records: list[Any], origin: str, bad: list[tuple[str, str, str]] | None = None, actor=None
+    *, source_id: str, records: list[Any], origin: str, bad: list[tuple[str, str, str]] | None = None, actor=None,
+    parse_seconds: float | None = None,
 ) -> list[Batch]:
     """Validate records of a source and commit them as batches; each valid batch then moves to Beta.
 
@@ -66,6 +69,7 @@ def records_ingest(
             now = timezone.now()
             batch = Batch(source_id=source_id, received=len(chunk), origin=origin[:255], config_version=runtime.version)
             record_rows, failure_rows = [], []
+            started = time.perf_counter()
             for value, parse_problem in chunk:
                 rid = time_ordered_uuid()
                 if parse_problem is not None:
@@ -83,6 +87,9 @@ def records_ingest(
                 record_rows.append((rid, batch.id, source_id, RecordStatus.REJECTED, value, reason, now))
                 failure_rows.append((source_id, batch.id, code, field, message, _raw_text(value), now))
                 counts[("alpha_validation_failures_total", labels_key({"source": source_id, "error_code": code}))] += 1
+            counts.update(histogram_increments(
+                "alpha_validation_duration_seconds", {"source": source_id}, PARSE_BUCKETS, [time.perf_counter() - started]
+            ))
             batch.rejected = len(failure_rows)
             batch.accepted = len(record_rows) - batch.rejected
             batch.stage = BatchStage.VALIDATED if batch.accepted else BatchStage.DONE
@@ -95,6 +102,9 @@ def records_ingest(
             if batch.accepted:
                 send_after_commit("transform.transform_batch", [str(batch.id)])
             batches.append(batch)
+        if parse_seconds is not None:
+            counts.update(histogram_increments("alpha_parse_duration_seconds", {"source": source_id}, PARSE_BUCKETS,
+                                               [parse_seconds]))
         counters_add(counts)
         if actor is not None:
             audit_record(

@@ -1,12 +1,18 @@
-"""Prometheus metrics of DESIGN.md §6.
+"""Prometheus metrics of DESIGN.md §6, collected from the database at scrape time.
 
-*_total counters come from the durable MetricCounter table (exact across processes and restarts);
-gauges are computed from the database at scrape time.
+- Counters and histograms: declared in COUNTERS / HISTOGRAMS (name, help, labels, buckets as in
+  the manual) and written with monitoring.services.counters_add / histogram_observe.
+- Gauges: each app may have a `metrics.py` with `collect()` yielding metric families computed from
+  its tables; GAUGE_MODULES lists them.
 """
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from importlib import import_module
+
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-COUNTER_HELP = {
+from .services import SUM_SCALE
+
+COUNTERS = {
     "alpha_records_ingested_total": ("Total records ingested", ["source"]),
     "alpha_records_validated_total": ("Total records validated", ["source"]),
     "alpha_validation_failures_total": ("Total validation failures", ["source", "error_code"]),
@@ -18,40 +24,78 @@ COUNTER_HELP = {
     "gamma_delivery_failures_total": ("Total delivery failures (attempts)", ["destination", "category"]),
 }
 
+# The manual's buckets (Monitoring and Alerting > Metric Types > Histogram Metrics).
+PARSE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1)
+TRANSFORM_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0)
+DELIVERY_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+HISTOGRAMS = {
+    "alpha_parse_duration_seconds": ("Time to parse a body or file", ["source"], PARSE_BUCKETS),
+    "alpha_validation_duration_seconds": ("Time to validate a batch", ["source"], PARSE_BUCKETS),
+    "beta_transform_duration_seconds": ("Time to transform a batch", ["source"], TRANSFORM_BUCKETS),
+    "beta_enrichment_duration_seconds": ("Time of enrichment lookups", ["source"], TRANSFORM_BUCKETS),
+    "gamma_delivery_duration_seconds": ("Time to deliver a batch", ["destination"], DELIVERY_BUCKETS),
+    "pipeline_end_to_end_latency_seconds": ("Ingest-to-delivery latency per record", ["source"], LATENCY_BUCKETS),
+    "module_latency_seconds": ("Time a batch spends in each module", ["module"], LATENCY_BUCKETS),
+}
+
+GAUGE_MODULES = ("ingestion.metrics", "transform.metrics", "delivery.metrics")
+
 
 def _parse_labels(key: str) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in key.split(",") if pair)
 
 
+def _histogram_families(rows: list[dict]):
+    by_series: dict[tuple[str, str], dict] = {}
+    for row in rows:
+        for name in HISTOGRAMS:
+            if row["name"].startswith(name + "_"):
+                suffix = row["name"][len(name) + 1:]
+                labels = _parse_labels(row["labels"])
+                le = labels.pop("le", None)
+                series = by_series.setdefault((name, ",".join(f"{k}={v}" for k, v in sorted(labels.items()))),
+                                              {"buckets": {}, "sum": 0, "labels": labels})
+                if suffix == "bucket" and le is not None:
+                    series["buckets"][le] = row["value"]
+                elif suffix == "sum":
+                    series["sum"] = row["value"]
+    for name, (help_text, label_names, buckets) in HISTOGRAMS.items():
+        family = HistogramMetricFamily(name, help_text, labels=label_names)
+        for (series_name, _), series in sorted(by_series.items()):
+            if series_name != name:
+                continue
+            cumulative, points = 0, []
+            for bound in [repr(float(b)) for b in buckets] + ["+Inf"]:
+                cumulative += series["buckets"].get(bound, 0)
+                points.append((bound, cumulative))
+            family.add_metric([series["labels"].get(n, "") for n in label_names], points, series["sum"] / SUM_SCALE)
+        yield family
+
+
 class PipelineCollector(Collector):
     def collect(self):
-        from delivery.models import BatchDelivery, DeadLetter
-        from ingestion.choices import BatchStage
-        from ingestion.models import Batch
-
         from .models import MetricCounter
 
-        families = {}
-        for name, (help_text, label_names) in COUNTER_HELP.items():
-            families[name] = (CounterMetricFamily(name[: -len("_total")], help_text, labels=label_names), label_names)
-        for row in MetricCounter.objects.all().values("name", "labels", "value"):
-            if row["name"] not in families:
-                continue
-            family, label_names = families[row["name"]]
-            labels = _parse_labels(row["labels"])
-            family.add_metric([labels.get(n, "") for n in label_names], row["value"])
+        rows = list(MetricCounter.objects.all().values("name", "labels", "value"))
+        families = {
+            name: (CounterMetricFamily(name[: -len("_total")], help_text, labels=label_names), label_names)
+            for name, (help_text, label_names) in COUNTERS.items()
+        }
+        for row in rows:
+            if row["name"] in families:
+                family, label_names = families[row["name"]]
+                labels = _parse_labels(row["labels"])
+                family.add_metric([labels.get(n, "") for n in label_names], row["value"])
         yield from (family for family, _ in families.values())
-
-        queue = GaugeMetricFamily("beta_queue_depth", "Batches awaiting transformation (records)")
-        waiting = sum(Batch.objects.filter(stage=BatchStage.VALIDATED).values_list("accepted", flat=True))
-        queue.add_metric([], waiting)
-        yield queue
-        pending = GaugeMetricFamily("gamma_pending_deliveries", "Batch deliveries awaiting acknowledgment")
-        pending.add_metric([], BatchDelivery.objects.filter(status="pending").count())
-        yield pending
-        dlq = GaugeMetricFamily("gamma_dlq_size", "Dead letter queue size")
-        dlq.add_metric([], DeadLetter.objects.count())
-        yield dlq
+        yield from _histogram_families(rows)
+        for module in GAUGE_MODULES:
+            try:
+                collect = import_module(module).collect
+            except ModuleNotFoundError:
+                continue
+            yield from collect()
 
     def describe(self):
         return []  # collected lazily at scrape time (needs the database)

@@ -1,9 +1,15 @@
-"""Durable counters: add inside the transaction that does the counted work."""
-from collections.abc import Mapping
+"""Durable metrics: counters and histograms written inside the transaction that does the counted work,
+so /metrics on any web process reports exact, restart-proof values whichever worker did the work."""
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterable, Mapping
 
 from django.db import connection
 
 from .models import MetricCounter
+
+# Histogram sums are stored as integer microseconds (MetricCounter.value is an integer).
+SUM_SCALE = 1_000_000
 
 
 def labels_key(labels: Mapping[str, str]) -> str:
@@ -22,3 +28,28 @@ def counters_add(increments: Mapping[tuple[str, str], int]) -> None:
     )
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+
+
+def histogram_increments(
+    name: str, labels: Mapping[str, str], buckets: tuple[float, ...], values: Iterable[float]
+) -> Counter:
+    """Counter increments for observing `values` in histogram `name` (non-cumulative bucket counts
+    under `<name>_bucket` with an `le` label, plus `<name>_count` and `<name>_sum`)."""
+    increments: Counter = Counter()
+    base = labels_key(labels)
+    total = 0.0
+    n = 0
+    for value in values:
+        index = bisect_left(buckets, value)
+        le = "+Inf" if index == len(buckets) else repr(float(buckets[index]))
+        increments[(f"{name}_bucket", labels_key({**labels, "le": le}))] += 1
+        total += value
+        n += 1
+    if n:
+        increments[(f"{name}_count", base)] += n
+        increments[(f"{name}_sum", base)] += int(round(total * SUM_SCALE))
+    return increments
+
+
+def histogram_observe(name: str, labels: Mapping[str, str], buckets: tuple[float, ...], values: Iterable[float]) -> None:
+    counters_add(histogram_increments(name, labels, buckets, values))

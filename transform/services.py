@@ -1,5 +1,6 @@
 """Module Beta services: transform, score and route one batch."""
 import logging
+import time
 from collections import Counter, defaultdict
 
 from django.db import connection, transaction
@@ -10,7 +11,8 @@ from delivery.choices import FailureCategory
 from delivery.models import BatchDelivery, DeadLetter
 from ingestion.choices import BatchStage, RecordStatus
 from ingestion.models import Batch, Record
-from monitoring.services import counters_add, labels_key
+from monitoring.metrics import LATENCY_BUCKETS, TRANSFORM_BUCKETS
+from monitoring.services import counters_add, histogram_increments, labels_key
 from opsconsole.bulk import bulk_insert, bulk_update, load_json
 from opsconsole.dispatch import send_after_commit
 
@@ -41,6 +43,7 @@ def batch_transform(*, batch_id: str) -> bool:
         if batch is None:
             return False
         now = timezone.now()
+        started = time.perf_counter()
         updates, dead = [], []
         routes: dict[str, list[str]] = defaultdict(list)
         counts: Counter = Counter()
@@ -73,6 +76,10 @@ def batch_transform(*, batch_id: str) -> bool:
         BatchDelivery.objects.bulk_create(
             BatchDelivery(batch=batch, destination_id=d, record_ids=ids) for d, ids in sorted(routes.items())
         )
+        counts.update(histogram_increments("beta_transform_duration_seconds", {"source": batch.source_id},
+                                           TRANSFORM_BUCKETS, [time.perf_counter() - started]))
+        counts.update(histogram_increments("module_latency_seconds", {"module": "alpha"}, LATENCY_BUCKETS,
+                                           [(now - batch.created_at).total_seconds()]))
         batch.stage = BatchStage.TRANSFORMED if routes else BatchStage.DONE
         batch.save(update_fields=["stage", "updated_at"])
         counters_add(counts)

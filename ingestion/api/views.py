@@ -1,4 +1,6 @@
 """Ingestion API: the http_push endpoint."""
+import time
+
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -39,6 +41,7 @@ class SourceRecordsPush(APIView):
         content_type = (request.content_type or "").split(";")[0].strip().lower()
         parsing = spec.get("parsing") or {}
         fmt = _FORMATS.get(content_type) or parsing.get("format")
+        started = time.perf_counter()
         try:
             parsed = parse_body(body, fmt, parsing.get("record_path"))
         except ParseError as exc:
@@ -49,7 +52,7 @@ class SourceRecordsPush(APIView):
             raise ApplicationError(f"Cannot parse body: {len(parsed.bad)} unreadable entries ({shown}).",
                                    extra={"unreadable": len(parsed.bad)})
         batches = records_ingest(source_id=source_id, records=parsed.records, origin=f"push:{request.user.get_username()}",
-                                 actor=request.user)
+                                 actor=request.user, parse_seconds=time.perf_counter() - started)
         return Response(
             {
                 "batch_id": str(batches[0].id) if batches else None,
