@@ -52,6 +52,8 @@ class Record(models.Model):
     payload = models.JSONField(help_text="The validated record as ingested.")
     data = models.JSONField(null=True, blank=True, help_text="The record after transformation.")
     quality_score = models.FloatField(null=True, blank=True)
+    quality = models.JSONField(null=True, blank=True,
+                               help_text="Quality scoring of Beta: level, per-dimension scores and issues.")
     reason = models.TextField(blank=True)
     ingested_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -62,6 +64,7 @@ class Record(models.Model):
             models.Index(fields=["batch", "status"]),
             models.Index(fields=["ingested_at"]),
             models.Index(fields=["status", "finished_at"]),
+            models.Index(fields=["quality_score"]),
         ]
 
 

@@ -17,6 +17,7 @@ from opsconsole.bulk import bulk_insert
 from opsconsole.dispatch import send_after_commit
 from opsconsole.errors import ApplicationError
 from opsconsole.ids import time_ordered_uuid
+from transform.services import beta_intake_check
 
 from .choices import BatchStage, RecordStatus
 from .models import Batch, Record, ValidationFailure
@@ -55,6 +56,7 @@ def records_ingest(
     """
     runtime = pipeline_runtime()
     source_spec_for_ingest(source_id)
+    beta_intake_check()  # 503 while Module Beta is draining (POST /api/beta/admin/drain)
     validate = runtime.validators[source_id]
     size = max(1, settings.INGEST_BATCH_SIZE)
     items: list[tuple[Any, Any]] = [(r, None) for r in records] + [(raw, (pos, reason)) for pos, raw, reason in (bad or [])]

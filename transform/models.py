@@ -1,5 +1,9 @@
-"""Transformation rules and quality scoring as applied from beta/*.yaml."""
+"""Module Beta state: rules, quality scoring and enrichment sources as applied from beta/*.yaml,
+the drain switch, and cache refresh jobs."""
+from django.conf import settings
 from django.db import models
+
+from .choices import RefreshState
 
 
 class TransformRule(models.Model):
@@ -24,3 +28,50 @@ class QualityProfile(models.Model):
     name = models.CharField(max_length=50, unique=True, default="default")
     spec = models.JSONField()
     config_version = models.PositiveIntegerField()
+
+
+class EnrichmentSource(models.Model):
+    """An enrichment source as applied from beta/enrichment/*.yaml (Runbook B.2)."""
+
+    enrichment_id = models.CharField(max_length=100, unique=True)
+    source_type = models.CharField(max_length=20, help_text="postgresql, http or csv.")
+    enabled = models.BooleanField(default=True)
+    spec = models.JSONField(help_text="The source's YAML, as applied (secrets only as references).")
+    config_version = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["enrichment_id"]
+
+    def __str__(self) -> str:
+        return self.enrichment_id
+
+
+class BetaControl(models.Model):
+    """Module Beta's intake switch (one row): while draining, ingestion accepts nothing new and the
+    backlog is finished (`POST /api/beta/admin/drain`, then `/resume`)."""
+
+    name = models.CharField(max_length=20, unique=True, default="beta")
+    draining = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    changed_by = models.CharField(max_length=150, blank=True)
+    reason = models.TextField(blank=True)
+
+
+class CacheRefresh(models.Model):
+    """One enrichment cache refresh run in the background (Runbook B.2 steps 2-4)."""
+
+    target = models.CharField(max_length=100, help_text="An enrichment_id, or 'all'.")
+    state = models.CharField(max_length=20, choices=RefreshState.choices, default=RefreshState.QUEUED)
+    sources_total = models.PositiveIntegerField(default=0)
+    sources_done = models.PositiveIntegerField(default=0)
+    keys_total = models.PositiveIntegerField(default=0)
+    keys_done = models.PositiveIntegerField(default=0)
+    current_source = models.CharField(max_length=100, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]

@@ -8,20 +8,60 @@ from django.utils import timezone
 
 from configuration.runtime import pipeline_runtime
 from delivery.choices import FailureCategory
-from delivery.models import BatchDelivery, DeadLetter
+from delivery.models import BatchDelivery
+from delivery.selectors import open_breaker_destinations
+from delivery.services import dead_letters_insert
 from ingestion.choices import BatchStage, RecordStatus
 from ingestion.models import Batch, Record
 from monitoring.metrics import LATENCY_BUCKETS, TRANSFORM_BUCKETS
 from monitoring.services import counters_add, histogram_increments, labels_key
-from opsconsole.bulk import bulk_insert, bulk_update, load_json
+from opsconsole.bulk import bulk_update, load_json
+from opsconsole.audit import audit_record
 from opsconsole.dispatch import send_after_commit
+from opsconsole.errors import ApplicationError
+
+from .models import BetaControl
 
 logger = logging.getLogger(__name__)
 
-DEAD_LETTER_COLUMNS = (
-    "record", "batch", "source_id", "destination_id", "category", "reason", "attempts",
-    "first_failed_at", "last_failed_at", "retry_eligible", "state",
-)
+
+
+class BetaDraining(ApplicationError):
+    """Module Beta is draining: ingestion must accept nothing new until it is resumed."""
+
+    status_code = 503
+
+
+def beta_intake_check() -> None:
+    """Raise BetaDraining while Module Beta is draining (ingestion calls this before accepting records)."""
+    if BetaControl.objects.filter(name="beta", draining=True).exists():
+        raise BetaDraining("Module Beta is draining (POST /api/beta/admin/drain): no new records are accepted "
+                           "until it is resumed (POST /api/beta/admin/resume).")
+
+
+def _beta_control_set(*, actor, draining: bool, reason: str) -> BetaControl:
+    name = actor.get_username() if getattr(actor, "is_authenticated", False) else str(actor or "system")
+    with transaction.atomic():
+        control, _ = BetaControl.objects.select_for_update().get_or_create(name="beta")
+        was = control.draining
+        control.draining = draining
+        control.changed_at = timezone.now()
+        control.changed_by = name[:150]
+        control.reason = reason
+        control.save()
+        audit_record(actor=actor, action="beta.drain" if draining else "beta.resume", target="module:beta",
+                     reason=reason, details={"was_draining": was})
+    return control
+
+
+def beta_drain(*, actor, reason: str = "") -> BetaControl:
+    """Stop intake: ingestion refuses new records (503) while Beta finishes the records it already has."""
+    return _beta_control_set(actor=actor, draining=True, reason=reason)
+
+
+def beta_resume(*, actor, reason: str = "") -> BetaControl:
+    """Open intake again after a drain."""
+    return _beta_control_set(actor=actor, draining=False, reason=reason)
 
 
 def _validated_records(batch_id) -> list[tuple]:
@@ -48,12 +88,13 @@ def batch_transform(*, batch_id: str) -> bool:
         routes: dict[str, list[str]] = defaultdict(list)
         counts: Counter = Counter()
         source_label = labels_key({"source": batch.source_id})
+        unavailable = open_breaker_destinations()
         for rid, payload in _validated_records(batch.id):
             outcome = runtime.rules.apply(payload)
             if outcome.failed_rule:
                 updates.append((RecordStatus.DLQ, outcome.data, None, outcome.reason, now, rid))
-                dead.append((rid, batch.id, batch.source_id, "", FailureCategory.TRANSFORM, outcome.reason, 1,
-                             now, now, False, "new"))
+                dead.append((rid, batch.id, batch.source_id, "", FailureCategory.TRANSFORM, outcome.reason, None, 1,
+                             now, now, False))
                 continue
             counts[("beta_records_transformed_total", source_label)] += 1
             score = runtime.scorer.score(outcome.data, now)
@@ -62,17 +103,25 @@ def batch_transform(*, batch_id: str) -> bool:
                 updates.append((RecordStatus.REJECTED, outcome.data, score.total, reason, now, rid))
                 counts[("beta_records_rejected_total", source_label)] += 1
                 continue
-            destinations = runtime.router.destinations(batch.source_id, score.total, outcome.data)
-            if not destinations:
-                updates.append((RecordStatus.FILTERED, outcome.data, score.total, "no routing rule matched", now, rid))
-                counts[("beta_records_filtered_total", source_label)] += 1
+            plan = runtime.router.plan(batch.source_id, score.total, outcome.data, unavailable)
+            for destination_id, refusal in plan.refused:
+                dead.append((rid, batch.id, batch.source_id, destination_id, FailureCategory.AUTHORIZATION,
+                             f"route refused: {refusal}", None, 0, now, now, False))
+                counts[("gamma_routes_refused_total",
+                        labels_key({"destination": destination_id, "source": batch.source_id}))] += 1
+            if not plan.destinations:
+                if plan.refused:
+                    updates.append((RecordStatus.DLQ, outcome.data, score.total, "every route refused", now, rid))
+                else:
+                    updates.append((RecordStatus.FILTERED, outcome.data, score.total, "no routing rule matched", now, rid))
+                    counts[("beta_records_filtered_total", source_label)] += 1
                 continue
             updates.append((RecordStatus.ROUTED, outcome.data, score.total, "", None, rid))
-            for destination_id in destinations:
+            for destination_id in plan.destinations:
                 routes[destination_id].append(str(rid))
         bulk_update(Record, ("status", "data", "quality_score", "reason", "finished_at"), updates)
         if dead:
-            bulk_insert(DeadLetter, DEAD_LETTER_COLUMNS, dead)
+            dead_letters_insert(dead)
         BatchDelivery.objects.bulk_create(
             BatchDelivery(batch=batch, destination_id=d, record_ids=ids) for d, ids in sorted(routes.items())
         )
