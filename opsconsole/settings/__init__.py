@@ -2,3 +2,5 @@
 from .base import *  # noqa: F401,F403
 from .celery import *  # noqa: F401,F403
 from .logging import *  # noqa: F401,F403
+from .email import *  # noqa: F401,F403
+from .incidents import *  # noqa: F401,F403

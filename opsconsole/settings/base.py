@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "ingestion",
     "transform",
     "delivery",
+    "incidents",
 ]
 
 MIDDLEWARE = [
