@@ -4,3 +4,4 @@ from .celery import *  # noqa: F401,F403
 from .logging import *  # noqa: F401,F403
 from .email import *  # noqa: F401,F403
 from .incidents import *  # noqa: F401,F403
+from .alpha import *  # noqa: F401,F403
