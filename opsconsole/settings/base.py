@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "transform",
     "delivery",
     "incidents",
+    "changes",
 ]
 
 MIDDLEWARE = [
