@@ -162,28 +162,97 @@ def memory_kib(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
-class MemorySampler(threading.Thread):
-    """Peak of the summed RSS (and PSS) of a process tree, sampled every `interval` seconds."""
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process and its reaped children, in clock ticks."""
+    fields = proc_stat(pid)
+    return sum(int(f) for f in fields[11:15]) if fields else 0
 
-    def __init__(self, root: int, interval: float = 0.2):
-        super().__init__(name="memory-sampler", daemon=True)
-        self.root, self.interval = root, interval
+
+def database_backends() -> list[int]:
+    """PostgreSQL server processes serving the benchmark database (their title names it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(b"postgres:") and f" {BENCH_DB} ".encode() in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+class CpuAccount:
+    """CPU time used by a changing set of processes: per pid, the last reading minus the first
+    (zero for a pid born after the first reading)."""
+
+    def __init__(self) -> None:
+        self.first: dict[int, int] = {}
+        self.last: dict[int, int] = {}
+        self.started = False
+
+    def read(self, pids: list[int]) -> None:
+        for pid in pids:
+            ticks = cpu_ticks(pid)
+            self.first.setdefault(pid, ticks if not self.started else 0)
+            self.last[pid] = max(self.last.get(pid, 0), ticks)
+        self.started = True
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.last[p] - self.first[p] for p in self.last) / os.sysconf("SC_CLK_TCK")
+
+
+class Sampler(threading.Thread):
+    """Every `interval` seconds: the worker tree's summed RSS and PSS (peaks kept), and the CPU
+    time used by the worker tree, the web tree, the database backends and the whole machine."""
+
+    def __init__(self, worker_pid: int, web_pid: int, interval: float = 0.2):
+        super().__init__(name="sampler", daemon=True)
+        self.worker_pid, self.web_pid, self.interval = worker_pid, web_pid, interval
         self.peak_rss_kib = self.peak_pss_kib = self.peak_processes = self.samples = 0
+        self.worker_cpu, self.web_cpu, self.database_cpu = CpuAccount(), CpuAccount(), CpuAccount()
+        self.machine_start = self.machine_end = machine_ticks()
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.is_set():
-            pids = process_tree(self.root)
-            totals = [memory_kib(pid) for pid in pids]
-            self.peak_rss_kib = max(self.peak_rss_kib, sum(t[0] for t in totals))
-            self.peak_pss_kib = max(self.peak_pss_kib, sum(t[1] for t in totals))
-            self.peak_processes = max(self.peak_processes, len(pids))
-            self.samples += 1
+            self.sample()
             self._halt.wait(self.interval)
+        self.sample()
+
+    def sample(self) -> None:
+        pids = process_tree(self.worker_pid)
+        totals = [memory_kib(pid) for pid in pids]
+        self.peak_rss_kib = max(self.peak_rss_kib, sum(t[0] for t in totals))
+        self.peak_pss_kib = max(self.peak_pss_kib, sum(t[1] for t in totals))
+        self.peak_processes = max(self.peak_processes, len(pids))
+        self.worker_cpu.read(pids)
+        self.web_cpu.read(process_tree(self.web_pid))
+        self.database_cpu.read(database_backends())
+        self.machine_end = machine_ticks()
+        self.samples += 1
+
+    @property
+    def machine_busy_share(self) -> float:
+        busy = self.machine_end[0] - self.machine_start[0]
+        total = self.machine_end[1] - self.machine_start[1]
+        return busy / total if total else 0.0
 
     def stop(self) -> None:
         self._halt.set()
-        self.join(timeout=2)
+        self.join(timeout=5)
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
 
 
 # --- set-up ---------------------------------------------------------------------------------------
@@ -420,7 +489,11 @@ def run(args: argparse.Namespace, processes: list[Process], work: Path) -> dict:
         f"(concurrency {args.concurrency}{', beat embedded' if args.beat else ''})")
 
     bodies = request_bodies(args.records, args.batch_size)
-    sampler = MemorySampler(worker.pid)
+    load_before = load_average()
+    if load_before > 1.0:
+        log(f"WARNING: load average {load_before:.2f} on {os.cpu_count()} CPUs before the run: other work on this "
+            "machine will slow the figures down")
+    sampler = Sampler(worker.pid, web.pid)
     sampler.start()
     log(f"pushing {args.records} records in {len(bodies)} requests from {args.clients} client threads")
     started = time.perf_counter()
@@ -455,6 +528,12 @@ def run(args: argparse.Namespace, processes: list[Process], work: Path) -> dict:
         "worker_peak_rss_mib": round(sampler.peak_rss_kib / 1024, 1),
         "worker_peak_pss_mib": round(sampler.peak_pss_kib / 1024, 1),
         "worker_processes": sampler.peak_processes,
+        "worker_cpu_s": round(sampler.worker_cpu.seconds, 1),
+        "web_cpu_s": round(sampler.web_cpu.seconds, 1),
+        "database_cpu_s": round(sampler.database_cpu.seconds, 1),
+        "machine_cpu_busy_pct": round(100 * sampler.machine_busy_share, 1),
+        "load_average_before": round(load_before, 2),
+        "load_average_after": round(load_average(), 2),
         "memory_samples": sampler.samples,
         "destination_rows": figures["destination_rows"],
         "destination_distinct_event_ids": figures["destination_distinct_event_ids"],
@@ -532,6 +611,9 @@ def main() -> int:
           f"   (ingested_at -> finished_at, max {result['latency_max_s']:.2f} s)")
     print(f"  worker peak memory      {result['worker_peak_rss_mib']:>8.1f} MiB RSS   "
           f"({result['worker_peak_pss_mib']:.1f} MiB PSS, {result['worker_processes']} processes)")
+    print(f"  CPU used                {result['worker_cpu_s']:>8.1f} s worker, {result['web_cpu_s']:.1f} s web, "
+          f"{result['database_cpu_s']:.1f} s PostgreSQL; machine {result['machine_cpu_busy_pct']:.0f}% busy "
+          f"on {os.cpu_count()} CPUs (load average {result['load_average_before']:.2f} before)")
     print(f"  delivered rows          {result['destination_rows']:>12,}   (bench_events; file lines "
           f"{result['file_destination_lines']:,})")
     print(f"  written to {RESULTS.relative_to(BASE_DIR)}")
