@@ -17,6 +17,8 @@ COUNTERS = {
     "alpha_records_validated_total": ("Total records validated", ["source"]),
     "alpha_validation_failures_total": ("Total validation failures", ["source", "error_code"]),
     "alpha_parse_errors_total": ("Total records or files that could not be parsed", ["source"]),
+    "alpha_source_errors_total": ("Failed polls, token requests and source reads, by failure kind", ["source", "kind"]),
+    "alpha_source_polls_total": ("Polls of rest_api sources by outcome (ok, failed, skipped)", ["source", "outcome"]),
     "beta_records_transformed_total": ("Total records transformed", ["source"]),
     "beta_records_rejected_total": ("Records rejected by quality scoring", ["source"]),
     "beta_records_filtered_total": ("Records that matched no route", ["source"]),
@@ -28,11 +30,14 @@ COUNTERS = {
 PARSE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1)
 TRANSFORM_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0)
 DELIVERY_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+# Not in the manual's table (Runbook E.1 greps source_fetch_duration): request latency buckets.
+FETCH_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 HISTOGRAMS = {
     "alpha_parse_duration_seconds": ("Time to parse a body or file", ["source"], PARSE_BUCKETS),
     "alpha_validation_duration_seconds": ("Time to validate a batch", ["source"], PARSE_BUCKETS),
+    "alpha_source_fetch_duration_seconds": ("Time to fetch one page from a rest_api source", ["source"], FETCH_BUCKETS),
     "beta_transform_duration_seconds": ("Time to transform a batch", ["source"], TRANSFORM_BUCKETS),
     "beta_enrichment_duration_seconds": ("Time of enrichment lookups", ["source"], TRANSFORM_BUCKETS),
     "gamma_delivery_duration_seconds": ("Time to deliver a batch", ["destination"], DELIVERY_BUCKETS),
