@@ -17,7 +17,9 @@ from .issues import DESTINATION, ENRICHMENT, QUALITY, ROUTING_RULE, SOURCE, TRAN
 from .secrets import is_reference
 
 SOURCE_TYPES = ("rest_api", "http_push", "file")
-DESTINATION_TYPES = ("postgresql", "file")
+DESTINATION_TYPES = ("postgresql", "http", "file")
+HTTP_AUTH_REFS = {"none": (), "bearer": ("token_ref",), "basic": ("username_ref", "password_ref"),
+                  "header": ("header_name", "header_value_ref")}
 # Keys that hold a secret; given without the _ref suffix they would be in clear text.
 SECRET_NAMES = ("password", "passwd", "secret", "token", "api_key", "apikey", "private_key", "passphrase",
                 "credentials")
@@ -194,12 +196,40 @@ def load_schema_file(shown: str, text: str, *, file: str | None = None, field: s
     return schema, []
 
 
+# What each auth_type of a rest_api source needs in connection.auth_config (a name or a tuple of alternatives).
+SOURCE_AUTH_NEEDS = {
+    "none": (),
+    "basic": (("username", "username_ref"), "password_ref"),
+    "bearer": ("token_ref",),
+    "api_key": ("api_key_ref",),
+    "oauth2": ("token_url", "client_id_ref", "client_secret_ref"),
+}
+
+
+def _check_source_auth(name: str, spec: dict) -> list[ConfigIssue]:
+    connection = spec.get("connection")
+    if spec.get("source_type") != "rest_api" or not isinstance(connection, dict):
+        return []
+    auth_type = connection.get("auth_type") or "none"
+    auth_config = connection.get("auth_config") if isinstance(connection.get("auth_config"), dict) else {}
+    issues = []
+    for need in SOURCE_AUTH_NEEDS.get(auth_type, ()):
+        options = need if isinstance(need, tuple) else (need,)
+        if not any(auth_config.get(o) for o in options):
+            issues.append(ConfigIssue(name, f"connection.auth_config.{options[-1]}", f"is required for auth_type {auth_type}"))
+    token_url = auth_config.get("token_url")
+    if auth_type == "oauth2" and token_url and not str(token_url).startswith(("http://", "https://")):
+        issues.append(ConfigIssue(name, "connection.auth_config.token_url", "must start with http:// or https://"))
+    return issues
+
+
 def _check_source(name: str, spec: dict, read_schema: SchemaRead) -> list[ConfigIssue]:
     issues: list[ConfigIssue] = []
     source_type = spec.get("source_type")
     if isinstance(source_type, str) and source_type not in SOURCE_TYPES:
         issues.append(ConfigIssue(name, "source_type",
                                   f"unknown source_type '{source_type}' (known: {', '.join(SOURCE_TYPES)})"))
+    issues.extend(_check_source_auth(name, spec))
     validation = spec.get("validation")
     if not isinstance(validation, dict):
         return issues
@@ -271,6 +301,21 @@ def _check_destination(name: str, spec: dict) -> list[ConfigIssue]:
         if not mapping.get("record_id"):
             issues.append(ConfigIssue(name, "format.column_mapping.record_id",
                                       "is required for a postgresql destination (the column that makes delivery idempotent)"))
+    if kind == "http":
+        if not connection.get("url"):
+            issues.append(ConfigIssue(name, "connection.url", "is required for an http destination"))
+        elif not str(connection["url"]).startswith(("http://", "https://")):
+            issues.append(ConfigIssue(name, "connection.url", "must start with http:// or https://"))
+        auth = connection.get("auth_type", "none")
+        if auth not in HTTP_AUTH_REFS:
+            issues.append(ConfigIssue(name, "connection.auth_type", f"must be one of {', '.join(HTTP_AUTH_REFS)}"))
+        for needed in HTTP_AUTH_REFS.get(auth, ()):
+            if not connection.get(needed):
+                issues.append(ConfigIssue(name, f"connection.{needed}", f"is required for auth_type {auth}"))
+    if kind == "file":
+        fmt = spec.get("format") if isinstance(spec.get("format"), dict) else {}
+        if fmt.get("type", "jsonl") not in ("jsonl", "csv"):
+            issues.append(ConfigIssue(name, "format.type", "must be jsonl or csv for a file destination"))
     return issues
 
 
@@ -321,8 +366,11 @@ def check_cross_file(items: list, id_fields: dict[str, str], known_destinations:
         i.spec["destination_id"] for i in items if i.kind == DESTINATION and isinstance(i.spec.get("destination_id"), str)
     }
     for item in items:
-        target = item.spec.get("destination") if item.kind == ROUTING_RULE else None
-        if isinstance(target, str) and target not in destinations:
-            known = ", ".join(sorted(destinations)) or "none"
-            issues.append(ConfigIssue(item.file, "destination", f"unknown destination '{target}' (known: {known})"))
+        if item.kind != ROUTING_RULE:
+            continue
+        for field in ("destination", "alternate_destination"):
+            target = item.spec.get(field)
+            if isinstance(target, str) and target not in destinations:
+                known = ", ".join(sorted(destinations)) or "none"
+                issues.append(ConfigIssue(item.file, field, f"unknown destination '{target}' (known: {known})"))
     return issues

@@ -40,7 +40,7 @@ def build_runtime(version: int) -> PipelineRuntime:
 
     sources = {s.source_id: s.spec for s in Source.objects.all()}
     destinations = {d.destination_id: d.spec for d in Destination.objects.all()}
-    enabled_destinations = {d.destination_id for d in Destination.objects.filter(enabled=True)}
+    enabled_destinations = {d.destination_id: d.spec for d in Destination.objects.filter(enabled=True)}
     profile = QualityProfile.objects.filter(name="default").first()
     return PipelineRuntime(
         version=version,
@@ -48,7 +48,7 @@ def build_runtime(version: int) -> PipelineRuntime:
         validators={sid: compile_validator(spec.get("validation") or {}) for sid, spec in sources.items()},
         rules=RuleSet([r.spec for r in TransformRule.objects.all()]),
         scorer=QualityScorer(profile.spec if profile else None),
-        router=Router([r.spec for r in RoutingRule.objects.all()], enabled_destinations),
+        router=Router([r.spec for r in RoutingRule.objects.all()], enabled_destinations, sources),
         destinations=destinations,
     )
 

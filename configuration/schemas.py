@@ -22,6 +22,7 @@ SOURCE: dict[str, Any] = {
         "source_id": _ID,
         "source_type": _TEXT,
         "enabled": _BOOL,
+        "data_classification": {"type": "string", "enum": ["public", "internal", "confidential", "restricted"]},
         "name": _TEXT,
         "description": _TEXT,
         "connection": {
@@ -33,11 +34,21 @@ SOURCE: dict[str, Any] = {
                 "auth_config": {"type": "object"},
                 "timeout_ms": _POSITIVE_INT,
                 "retry_count": _COUNT,
+                "retry_backoff_ms": _POSITIVE_INT,
             },
         },
         "polling": {
             "type": "object",
-            "properties": {"interval_seconds": _POSITIVE_INT, "batch_size": _POSITIVE_INT},
+            "properties": {
+                "interval_seconds": _POSITIVE_INT,
+                "batch_size": _POSITIVE_INT,
+                # Incremental cursor (ingestion/polling.py): query parameters, id field, next-page link.
+                "max_pages": _POSITIVE_INT,
+                "page_size_param": {"type": ["string", "null"]},
+                "cursor_param": {"type": ["string", "null"]},
+                "id_field": {"type": "string", "minLength": 1},
+                "next_link_path": {"type": "string", "minLength": 1},
+            },
         },
         "parsing": {
             "type": "object",
@@ -176,6 +187,20 @@ DESTINATION: dict[str, Any] = {
                 },
                 "pool_size": _POSITIVE_INT,
                 "path": {"type": "string", "minLength": 1},
+                "url": {"type": "string", "minLength": 1},
+                "auth_type": {"type": "string"},
+                "header_name": {"type": "string", "minLength": 1},
+            },
+        },
+        "circuit_breaker": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "failure_threshold": _POSITIVE_INT,
+                "failure_ratio": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                "min_requests": _POSITIVE_INT,
+                "window_seconds": {"type": "number", "exclusiveMinimum": 0},
+                "cooldown_seconds": {"type": "number", "exclusiveMinimum": 0},
             },
         },
         "delivery": {
@@ -197,7 +222,10 @@ DESTINATION: dict[str, Any] = {
         },
         "authorization": {
             "type": "object",
-            "properties": {"data_classification": _TEXT, "allowed_sources": _FIELD_LIST},
+            "properties": {
+                "data_classification": {"type": "string", "enum": ["public", "internal", "confidential", "restricted"]},
+                "allowed_sources": _FIELD_LIST,
+            },
         },
     },
     "allOf": [
@@ -221,5 +249,6 @@ ROUTING_RULE: dict[str, Any] = {
         "description": _TEXT,
         "match": {"type": "object"},
         "destination": {"type": "string", "minLength": 1},
+        "alternate_destination": {"type": "string", "minLength": 1},
     },
 }

@@ -75,3 +75,11 @@ def dead_letter_count() -> int:
 def dead_letters_added_count(*, since: datetime) -> int:
     """Dead letters added since `since` (a dead letter is written at its last failure)."""
     return DeadLetter.objects.filter(last_failed_at__gte=since).count()
+
+
+def open_breaker_destinations() -> frozenset[str]:
+    """Destinations whose circuit breaker is OPEN (routing sends to alternates, deliveries are held)."""
+    from .choices import BreakerState
+    from .models import CircuitBreaker
+
+    return frozenset(CircuitBreaker.objects.filter(state=BreakerState.OPEN).values_list("destination_id", flat=True))

@@ -1,8 +1,10 @@
-"""Module Gamma services: deliver one batch to one destination, retry transient failures, DLQ the rest."""
+"""Module Gamma services: deliver one batch to one destination through its circuit breaker, retry
+transient failures with backoff, hold while the breaker is open, dead-letter the rest."""
 import logging
-import time
 import random
+import time
 from collections import Counter
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.db import transaction
@@ -16,16 +18,24 @@ from monitoring.services import counters_add, histogram_increments, labels_key
 from opsconsole.bulk import bulk_insert
 from opsconsole.dispatch import send_after_commit
 
-from .choices import DeliveryStatus
+from .breakers import breaker_admit, breaker_record
+from .choices import DeadLetterState, DeliveryStatus
 from .destinations import DeliveryError, OutgoingRecord, get_adapter
-from .models import BatchDelivery, DeadLetter
+from .models import BatchDelivery, DeadLetter, DeliveryAttempt
 
 logger = logging.getLogger(__name__)
 
 DEAD_LETTER_COLUMNS = (
-    "record", "batch", "source_id", "destination_id", "category", "reason", "attempts",
-    "first_failed_at", "last_failed_at", "retry_eligible", "state",
+    "record", "batch", "source_id", "destination_id", "category", "reason", "http_status", "attempts",
+    "first_failed_at", "last_failed_at", "retry_eligible", "state", "note",
 )
+FINAL = (DeliveryStatus.DELIVERED, DeliveryStatus.DLQ)
+
+
+def dead_letters_insert(rows: Iterable[tuple]) -> int:
+    """Bulk-add DLQ entries; each row is (record_id, batch_id, source_id, destination_id, category, reason,
+    http_status, attempts, first_failed_at, last_failed_at, retry_eligible)."""
+    return bulk_insert(DeadLetter, DEAD_LETTER_COLUMNS, ((*row, DeadLetterState.NEW, "") for row in rows))
 
 
 def retry_delay_seconds(spec: dict, attempts: int) -> float:
@@ -46,29 +56,25 @@ def _outgoing(record_ids: list[str]) -> list[OutgoingRecord]:
     return out
 
 
-def _dead_letter(delivery: BatchDelivery, batch: Batch, error: DeliveryError, now) -> None:
-    rows = [
-        (Record._meta.pk.to_python(rid), batch.id, batch.source_id, delivery.destination_id, error.category,
-         error.message, delivery.attempts, delivery.created_at, now, error.transient, "new")
-        for rid in delivery.record_ids
-    ]
-    bulk_insert(DeadLetter, DEAD_LETTER_COLUMNS, rows)
+def _set_records(ids: list[str], from_statuses: tuple, **values) -> int:
+    changed = 0
+    for start in range(0, len(ids), 5000):
+        changed += Record.objects.filter(id__in=ids[start:start + 5000], status__in=from_statuses).update(**values)
+    return changed
 
 
-def _finish_batch_if_done(batch: Batch) -> None:
-    """When every destination of the batch is final, each routed record gets its one final status."""
-    statuses = list(batch.deliveries.values_list("status", "record_ids"))
-    if any(status == DeliveryStatus.PENDING for status, _ in statuses):
+def batch_finish_if_done(batch: Batch) -> None:
+    """When every destination of the batch is final, each of its routed records gets one final status:
+    dlq if any of its (record, destination) pairs failed or was refused, else delivered."""
+    deliveries = list(batch.deliveries.values_list("status", "record_ids"))
+    if any(status not in FINAL for status, _ in deliveries):
         return
     now = timezone.now()
-    failed = sorted({rid for status, ids in statuses if status == DeliveryStatus.DLQ for rid in ids})
-    for start in range(0, len(failed), 5000):
-        Record.objects.filter(id__in=failed[start:start + 5000], status=RecordStatus.ROUTED).update(
-            status=RecordStatus.DLQ, reason="delivery failed (see dead letter queue)", finished_at=now
-        )
-    delivered = Record.objects.filter(batch=batch, status=RecordStatus.ROUTED).update(
-        status=RecordStatus.DELIVERED, finished_at=now
-    )
+    ids = sorted({rid for _, record_ids in deliveries for rid in record_ids})
+    dead = sorted({str(r) for r in DeadLetter.objects.filter(batch=batch).values_list("record_id", flat=True)})
+    in_flight = (RecordStatus.ROUTED, RecordStatus.HELD)
+    _set_records(dead, in_flight, status=RecordStatus.DLQ, reason="delivery failed (see dead letter queue)", finished_at=now)
+    delivered = _set_records(ids, in_flight, status=RecordStatus.DELIVERED, finished_at=now)
     # Every record of a batch was ingested with it, so one latency stands for all of them.
     latency = (now - batch.created_at).total_seconds()
     counts = histogram_increments("pipeline_end_to_end_latency_seconds", {"source": batch.source_id},
@@ -80,9 +86,26 @@ def _finish_batch_if_done(batch: Batch) -> None:
     batch.save(update_fields=["stage", "updated_at"])
 
 
+def _hold(delivery: BatchDelivery, until) -> str:
+    delivery.status = DeliveryStatus.HELD
+    delivery.next_attempt_at = until
+    delivery.save(update_fields=["status", "next_attempt_at", "updated_at"])
+    _set_records(delivery.record_ids, (RecordStatus.ROUTED,), status=RecordStatus.HELD)
+    return "held"
+
+
+def _attempt_log(delivery: BatchDelivery, now, ok: bool, seconds: float, error: DeliveryError | None) -> None:
+    DeliveryAttempt.objects.create(
+        delivery=delivery, destination_id=delivery.destination_id, at=now, ok=ok, records=len(delivery.record_ids),
+        duration_ms=int(seconds * 1000), category=error.category if error else "",
+        http_status=error.http_status if error else None, error=error.message if error else "",
+    )
+
+
 def batch_deliver(*, batch_id: str, destination_id: str) -> str:
-    """Deliver a batch's records to one destination. Returns what happened: delivered, retry, dlq, or
-    skipped (already final, not due yet, or gone): a duplicate message changes nothing."""
+    """Deliver a batch's records to one destination. Returns what happened: delivered, retry, held, dlq,
+    busy (a breaker probe is running; sent again shortly) or skipped (already final, not due yet, or gone):
+    a duplicate message changes nothing."""
     runtime = pipeline_runtime()
     with transaction.atomic():
         batch = Batch.objects.select_for_update().filter(id=batch_id).first()
@@ -90,47 +113,75 @@ def batch_deliver(*, batch_id: str, destination_id: str) -> str:
             return "skipped"
         delivery = BatchDelivery.objects.select_for_update().filter(batch=batch, destination_id=destination_id).first()
         now = timezone.now()
-        if delivery is None or delivery.status != DeliveryStatus.PENDING:
+        if delivery is None or delivery.status in FINAL:
             return "skipped"
-        if delivery.next_attempt_at and delivery.next_attempt_at > now + timedelta(milliseconds=200):
+        if delivery.status == DeliveryStatus.PENDING and delivery.next_attempt_at and \
+                delivery.next_attempt_at > now + timedelta(milliseconds=200):
             return "skipped"
-        spec = runtime.destinations.get(destination_id)
+        spec = runtime.destinations.get(destination_id) or {}
+        admission = breaker_admit(destination_id=destination_id, spec=spec, now=now)
+        if admission.busy:
+            send_after_commit("delivery.deliver_batch", [str(batch.id), destination_id], countdown=1.0)
+            return "busy"
+        if not admission.allowed:
+            return _hold(delivery, admission.hold_until)
         counts: Counter = Counter()
-        label = labels_key({"destination": destination_id})
+        started = time.perf_counter()
         try:
-            if spec is None:
+            if not spec:
                 raise DeliveryError(f"destination '{destination_id}' is no longer configured", transient=False)
-            adapter = get_adapter(destination_id, spec)
-            started = time.perf_counter()
-            adapter.deliver(_outgoing(delivery.record_ids), batch_id=str(batch.id))
-            counts.update(histogram_increments("gamma_delivery_duration_seconds", {"destination": destination_id},
-                                               DELIVERY_BUCKETS, [time.perf_counter() - started]))
+            get_adapter(destination_id, spec).deliver(_outgoing(delivery.record_ids), batch_id=str(batch.id))
         except DeliveryError as error:
-            delivery.attempts += 1
-            delivery.last_error = error.message
-            counts[("gamma_delivery_failures_total", labels_key({"destination": destination_id, "category": error.category}))] += 1
-            retry_count = int(((spec or {}).get("delivery") or {}).get("retry_count", 3))
-            if error.transient and delivery.attempts <= retry_count:
-                delay = retry_delay_seconds(spec, delivery.attempts)
-                delivery.next_attempt_at = now + timedelta(seconds=delay)
-                delivery.save(update_fields=["attempts", "last_error", "next_attempt_at", "updated_at"])
-                counters_add(counts)
-                send_after_commit("delivery.deliver_batch", [str(batch.id), destination_id], countdown=delay)
-                logger.warning("delivery failed, retry %d in %.1fs: %s", delivery.attempts, delay, error.message,
-                               extra={"component": "deliver", "module_name": "gamma", "details_destination": destination_id})
-                return "retry"
-            delivery.status = DeliveryStatus.DLQ
-            delivery.save(update_fields=["attempts", "last_error", "status", "updated_at"])
-            _dead_letter(delivery, batch, error, now)
-            counters_add(counts)
-            _finish_batch_if_done(batch)
-            return "dlq"
+            seconds = time.perf_counter() - started
+            return _failed(batch, delivery, spec, error, now, seconds, counts)
+        seconds = time.perf_counter() - started
+        breaker_record(destination_id=destination_id, spec=spec, ok=True, counted_failure=False, error="", now=now)
+        _attempt_log(delivery, now, True, seconds, None)
         delivery.attempts += 1
         delivery.status = DeliveryStatus.DELIVERED
         delivery.delivered_at = now
         delivery.last_error = ""
         delivery.save(update_fields=["attempts", "status", "delivered_at", "last_error", "updated_at"])
-        counts[("gamma_records_delivered_total", label)] += len(delivery.record_ids)
+        counts[("gamma_records_delivered_total", labels_key({"destination": destination_id}))] += len(delivery.record_ids)
+        counts.update(histogram_increments("gamma_delivery_duration_seconds", {"destination": destination_id},
+                                           DELIVERY_BUCKETS, [seconds]))
         counters_add(counts)
-        _finish_batch_if_done(batch)
+        batch_finish_if_done(batch)
         return "delivered"
+
+
+def _failed(batch, delivery, spec, error: DeliveryError, now, seconds: float, counts: Counter) -> str:
+    destination_id = delivery.destination_id
+    _attempt_log(delivery, now, False, seconds, error)
+    delivery.attempts += 1
+    delivery.last_error = error.message
+    delivery.last_http_status = error.http_status
+    counts[("gamma_delivery_failures_total", labels_key({"destination": destination_id, "category": error.category}))] += 1
+    counts.update(histogram_increments("gamma_delivery_duration_seconds", {"destination": destination_id},
+                                       DELIVERY_BUCKETS, [seconds]))
+    counters_add(counts)
+    is_open = breaker_record(destination_id=destination_id, spec=spec, ok=False, counted_failure=error.transient,
+                             error=error.message, now=now)
+    retry_count = int((spec.get("delivery") or {}).get("retry_count", 3))
+    if error.transient and is_open:
+        # The destination is down: keep the records in the pipeline instead of spending their retries.
+        delivery.save(update_fields=["attempts", "last_error", "last_http_status", "updated_at"])
+        return _hold(delivery, None)
+    if error.transient and delivery.attempts <= retry_count:
+        delay = error.retry_after if error.retry_after is not None else retry_delay_seconds(spec, delivery.attempts)
+        delivery.next_attempt_at = now + timedelta(seconds=delay)
+        delivery.status = DeliveryStatus.PENDING
+        delivery.save(update_fields=["attempts", "last_error", "last_http_status", "next_attempt_at", "status", "updated_at"])
+        send_after_commit("delivery.deliver_batch", [str(batch.id), destination_id], countdown=delay)
+        logger.warning("delivery to %s failed, retry %d in %.1fs: %s", destination_id, delivery.attempts, delay,
+                       error.message, extra={"component": "deliver", "module_name": "gamma"})
+        return "retry"
+    delivery.status = DeliveryStatus.DLQ
+    delivery.save(update_fields=["attempts", "last_error", "last_http_status", "status", "updated_at"])
+    dead_letters_insert(
+        (rid, batch.id, batch.source_id, destination_id, error.category, error.message, error.http_status,
+         delivery.attempts, delivery.created_at, now, error.transient)
+        for rid in delivery.record_ids
+    )
+    batch_finish_if_done(batch)
+    return "dlq"

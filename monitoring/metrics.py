@@ -24,6 +24,7 @@ COUNTERS = {
     "beta_records_filtered_total": ("Records that matched no route", ["source"]),
     "gamma_records_delivered_total": ("Total records delivered", ["destination"]),
     "gamma_delivery_failures_total": ("Total delivery failures (attempts)", ["destination", "category"]),
+    "gamma_routes_refused_total": ("Routes refused by a destination's authorization", ["destination", "source"]),
 }
 
 # The manual's buckets (Monitoring and Alerting > Metric Types > Histogram Metrics).

@@ -5,11 +5,17 @@ from typing import Any, Protocol
 
 
 class DeliveryError(Exception):
-    def __init__(self, message: str, *, transient: bool, category: str | None = None):
+    """A failed delivery. `transient` ones are retried (after `retry_after` seconds when the
+    destination said so); the rest go to the dead letter queue."""
+
+    def __init__(self, message: str, *, transient: bool, category: str | None = None,
+                 http_status: int | None = None, retry_after: float | None = None):
         super().__init__(message)
         self.message = message
         self.transient = transient
         self.category = category or ("transient" if transient else "permanent")
+        self.http_status = http_status
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -27,6 +33,7 @@ class Adapter(Protocol):
 
 def get_adapter(destination_id: str, spec: dict) -> Adapter:
     from .file import FileDestination
+    from .http import HttpDestination
     from .postgresql import PostgresDestination
 
     kind = (spec.get("connection") or {}).get("type")
@@ -34,4 +41,6 @@ def get_adapter(destination_id: str, spec: dict) -> Adapter:
         return PostgresDestination.for_spec(destination_id, spec)
     if kind == "file":
         return FileDestination(destination_id, spec)
+    if kind == "http":
+        return HttpDestination(destination_id, spec)
     raise DeliveryError(f"destination type '{kind}' is not supported", transient=False)

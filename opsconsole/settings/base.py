@@ -14,6 +14,7 @@ import dj_database_url
 from .env import BASE_DIR, VAR_DIR, env_bool, env_int, env_str
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+VAR_DIR = VAR_DIR  # exported as a setting: exports and embedded state live here
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY") or ("insecure-embedded-only-" + str(VAR_DIR))

@@ -150,7 +150,7 @@ def test_routing_rule_that_does_not_compile(tree):
 def test_unknown_destination_type(tree):
     write(tree, "gamma/destinations/local_archive.yaml", "destination_id: local_archive\nconnection:\n  type: s3\n")
     assert only(tree) == ("gamma/destinations/local_archive.yaml", "connection.type",
-                          "unknown destination type 's3' (known: postgresql, file)")
+                          "unknown destination type 's3' (known: postgresql, http, file)")
 
 
 def test_postgresql_destination_needs_table_and_record_id(tree):
