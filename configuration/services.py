@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 
 from delivery.models import Destination, RoutingRule
 from ingestion.models import Source
+from ingestion.schedules import poll_schedules_sync
 from opsconsole.audit import audit_record
 from opsconsole.errors import ApplicationError
 from transform.models import QualityProfile, TransformRule
@@ -106,10 +107,13 @@ def _apply(*, loaded: LoadedConfig, actor: Any, comment: str, action: str, reaso
                 ConfigVersion.objects.filter(number__lte=number - _versions_kept()).exclude(is_active=True).delete()
             else:
                 version = active
+            # Beat's poll schedules follow the applied sources (an unchanged reload repairs them too).
+            poll_schedules = poll_schedules_sync()
             audit_record(
                 actor=actor, action=action, target=f"config v{version.number}", reason=reason or comment,
                 details={"version": version.number, "sha256": sha, "changed": changed, "counts": counts,
-                         "previous": active.number if active else None, **(details or {})},
+                         "previous": active.number if active else None, "poll_schedules": poll_schedules,
+                         **(details or {})},
             )
     except IntegrityError as exc:
         raise ApplicationError("Another configuration change was applied at the same time; try again.",

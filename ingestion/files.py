@@ -15,7 +15,7 @@ from django.db import transaction
 
 from monitoring.services import counters_add, labels_key
 
-from .models import FileQuarantine, IngestedFile, Source
+from .models import FileQuarantine, IngestedFile, Source, SourceState
 from .parsing import ParseError, parse_body
 from .services import records_ingest
 
@@ -57,10 +57,20 @@ def file_source_scan(*, source_id: str) -> dict[str, int]:
     source = Source.objects.filter(source_id=source_id, enabled=True, source_type="file").first()
     if source is None:
         return result
+    from .services import IngestRefused, alpha_control
+
+    if alpha_control().paused or SourceState.objects.filter(source_id=source_id, paused=True).exists():
+        result["paused"] = 1
+        return result
     directory = source_directory(source.spec)
     parsing = source.spec.get("parsing") or {}
     for path in _pending_files(directory):
-        outcome = _file_ingest(source_id, path, directory, parsing)
+        try:
+            outcome = _file_ingest(source_id, path, directory, parsing)
+        except IngestRefused as refused:
+            # Paused, buffer full or throttled: the file stays in the inbox for a later scan.
+            result[refused.reason] = result.get(refused.reason, 0) + 1
+            break
         result[outcome] += 1
     return result
 

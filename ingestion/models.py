@@ -3,7 +3,7 @@ import uuid
 
 from django.db import models
 
-from .choices import BatchStage, RecordStatus, SourceType
+from .choices import BatchStage, BufferEventKind, BufferLevel, FailureKind, RecordStatus, SourceHealth, SourceType
 
 
 class Source(models.Model):
@@ -39,7 +39,8 @@ class Batch(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["stage", "updated_at"])]
+        indexes = [models.Index(fields=["stage", "updated_at"]), models.Index(fields=["source_id", "created_at"]),
+                   models.Index(fields=["created_at"])]
         verbose_name_plural = "batches"
 
 
@@ -109,3 +110,111 @@ class IngestedFile(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["source_id", "file_name", "sha256"], name="one_ingest_per_file_content")
         ]
+
+
+# --- Module Alpha operation state -----------------------------------------------------------------
+# Kept apart from Source: a reload replaces Source rows, while pauses, cursors and health must survive it.
+
+class AlphaControl(models.Model):
+    """The one row of Module Alpha's switches: pause all ingestion, the buffer's capacity."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    paused = models.BooleanField(default=False)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.CharField(max_length=150, blank=True)
+    pause_reason = models.TextField(blank=True)
+    buffer_capacity = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Records; empty means settings.ALPHA_BUFFER_CAPACITY.")
+    buffer_level = models.CharField(max_length=20, choices=BufferLevel.choices, default=BufferLevel.NORMAL)
+    buffer_level_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class SourceState(models.Model):
+    """What Module Alpha knows of one source at run time: pause, incremental cursor, health, last poll."""
+
+    source_id = models.CharField(max_length=100, unique=True)
+    paused = models.BooleanField(default=False)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.CharField(max_length=150, blank=True)
+    pause_reason = models.TextField(blank=True)
+    cursor = models.JSONField(default=dict, blank=True,
+                              help_text="Where the next poll resumes; advanced with the records it covers.")
+    health = models.CharField(max_length=20, choices=SourceHealth.choices, default=SourceHealth.UNKNOWN)
+    connected = models.BooleanField(null=True, blank=True, help_text="Last contact reached and authenticated.")
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    last_poll_at = models.DateTimeField(null=True, blank=True)
+    last_poll_outcome = models.CharField(max_length=20, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    last_error_kind = models.CharField(max_length=20, choices=FailureKind.choices, blank=True)
+    last_error = models.TextField(blank=True)
+    last_test = models.JSONField(null=True, blank=True, help_text="The answer of the last connectivity test.")
+    poll_lease_until = models.DateTimeField(null=True, blank=True, help_text="A poll is running until then.")
+    last_admitted_at = models.DateTimeField(null=True, blank=True, help_text="Last ingest admitted while throttled.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["source_id"]
+
+    def __str__(self) -> str:
+        return self.source_id
+
+
+class SourceError(models.Model):
+    """A failed poll, token request or file read of a source: counted, with its kind and reason."""
+
+    source_id = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=FailureKind.choices)
+    stage = models.CharField(max_length=20, blank=True, help_text="credentials, token, fetch, parse or file.")
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["source_id", "created_at"]), models.Index(fields=["created_at"])]
+
+
+class OAuthToken(models.Model):
+    """An OAuth2 access token of a source, shared by every worker until it expires.
+
+    Keyed by a keyed hash of (token_url, client_id, client_secret, scope): rotated credentials get
+    their own token at once. Never shown by the console or the API."""
+
+    source_id = models.CharField(max_length=100)
+    credentials_key = models.CharField(max_length=64)
+    access_token = models.TextField()
+    token_type = models.CharField(max_length=40, default="Bearer")
+    expires_at = models.DateTimeField()
+    obtained_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source_id", "credentials_key"], name="one_token_per_credentials")]
+
+
+class BufferSample(models.Model):
+    """alpha_buffer_utilization over time (the dashboard's buffer panel), taken every few seconds."""
+
+    at = models.DateTimeField(db_index=True)
+    buffered = models.PositiveIntegerField()
+    capacity = models.PositiveIntegerField()
+    by_source = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-at"]
+
+
+class BufferEvent(models.Model):
+    """Back-pressure level changes, resizes, drains, pauses: the buffer panel's events."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=20, choices=BufferEventKind.choices)
+    source_id = models.CharField(max_length=100, blank=True)
+    level = models.CharField(max_length=20, choices=BufferLevel.choices, blank=True)
+    utilization = models.FloatField(null=True, blank=True)
+    detail = models.TextField(blank=True)
+    actor = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]

@@ -1,10 +1,14 @@
 """Parsing bodies and files into records: JSON (array, object or `record_path`), JSON lines, CSV."""
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 class ParseError(ValueError):
@@ -62,8 +66,15 @@ def parse_jsonl(data: bytes) -> Parsed:
     return parsed
 
 
+def _has_undecodable(values: list[str]) -> bool:
+    return any(_UNDECODABLE.search(v) for v in values)
+
+
 def parse_csv(data: bytes) -> Parsed:
-    text = _decode(data)
+    """CSV with a header row. A row with the wrong number of fields, or with bytes that are not UTF-8,
+    is a bad row (counted, with its reason); the other rows still count."""
+    # surrogateescape keeps undecodable bytes visible per row instead of failing the whole body.
+    text = data.decode("utf-8", "surrogateescape")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -71,12 +82,18 @@ def parse_csv(data: bytes) -> Parsed:
         return Parsed()
     except csv.Error as exc:
         raise ParseError(f"malformed CSV header: {exc}") from exc
+    if _has_undecodable(header):
+        raise ParseError("CSV header is not valid UTF-8")
     if not header or len(set(header)) != len(header):
         raise ParseError("CSV header is empty or has duplicate column names")
     parsed = Parsed()
     try:
         for row in reader:
             if not row:
+                continue
+            if _has_undecodable(row):
+                shown = ",".join(row).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                parsed.bad.append((f"row {reader.line_num}", shown[:4096], "not valid UTF-8"))
                 continue
             if len(row) != len(header):
                 parsed.bad.append(

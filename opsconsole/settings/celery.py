@@ -53,4 +53,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("FILE_SOURCE_SCAN_SECONDS", 5)),
         "options": {"expires": 30},
     },
+    # rest_api polls are not here: each enabled source has its own schedule row, made by config reload.
+    "ingestion.sample_buffer": {
+        "task": "ingestion.sample_buffer",
+        "schedule": float(env_int("ALPHA_BUFFER_SAMPLE_SECONDS", 10)),
+        "options": {"expires": 30},
+    },
 }
