@@ -22,6 +22,15 @@ COUNTERS = {
     "beta_records_transformed_total": ("Total records transformed", ["source"]),
     "beta_records_rejected_total": ("Records rejected by quality scoring", ["source"]),
     "beta_records_filtered_total": ("Records that matched no route", ["source"]),
+    "beta_records_dropped_total": ("Records filtered out by a drop rule", ["source", "rule"]),
+    "beta_records_failed_total": ("Records sent to the DLQ by a rule with on_failure: fail", ["source", "rule"]),
+    "beta_rule_executions_total": ("Records a transformation rule was evaluated on", ["rule"]),
+    "beta_rule_matches_total": ("Records a transformation rule matched", ["rule"]),
+    "beta_rule_failures_total": ("Records a transformation rule failed on (any on_failure)", ["rule"]),
+    "beta_enrichment_lookups_total": ("Total enrichment lookups, by result (hit, miss, stale, error)",
+                                      ["source", "result"]),
+    "beta_schema_mapping_total": ("Records mapped per schema, by outcome (success, failure)", ["schema", "outcome"]),
+    "beta_quality_flagged_total": ("Records flagged by quality scoring (warn, error)", ["source", "level"]),
     "gamma_records_delivered_total": ("Total records delivered", ["destination"]),
     "gamma_delivery_failures_total": ("Total delivery failures (attempts)", ["destination", "category"]),
     "gamma_routes_refused_total": ("Routes refused by a destination's authorization", ["destination", "source"]),
@@ -33,6 +42,8 @@ TRANSFORM_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0)
 DELIVERY_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 # Not in the manual's table (Runbook E.1 greps source_fetch_duration): request latency buckets.
 FETCH_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+# Not in the manual's table: per-record time of one transformation rule (the dashboard's heat map).
+RULE_BUCKETS = (0.00001, 0.0001, 0.001, 0.01, 0.1, 1.0)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 HISTOGRAMS = {
@@ -41,6 +52,7 @@ HISTOGRAMS = {
     "alpha_source_fetch_duration_seconds": ("Time to fetch one page from a rest_api source", ["source"], FETCH_BUCKETS),
     "beta_transform_duration_seconds": ("Time to transform a batch", ["source"], TRANSFORM_BUCKETS),
     "beta_enrichment_duration_seconds": ("Time of enrichment lookups", ["source"], TRANSFORM_BUCKETS),
+    "beta_rule_duration_seconds": ("Time per record of a transformation rule", ["rule"], RULE_BUCKETS),
     "gamma_delivery_duration_seconds": ("Time to deliver a batch", ["destination"], DELIVERY_BUCKETS),
     "pipeline_end_to_end_latency_seconds": ("Ingest-to-delivery latency per record", ["source"], LATENCY_BUCKETS),
     "module_latency_seconds": ("Time a batch spends in each module", ["module"], LATENCY_BUCKETS),
