@@ -17,10 +17,13 @@ def error_code_choices() -> list[tuple[str, str]]:
 class ValidationFailureFilterSet(django_filters.FilterSet):
     source_id = django_filters.ChoiceFilter(label="Source", choices=source_choices)
     error_code = django_filters.ChoiceFilter(label="Error code", choices=error_code_choices)
+    field = django_filters.CharFilter(label="Field", lookup_expr="icontains")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte", label="From (ISO time)")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt", label="Until (ISO time)")
 
     class Meta:
         model = ValidationFailure
-        fields = ["source_id", "error_code"]
+        fields = ["source_id", "error_code", "field", "created_after", "created_before"]
 
 
 class BatchFilterSet(django_filters.FilterSet):
