@@ -87,6 +87,31 @@ def manage(*args: str, quiet: bool = False) -> str:
     return result.stdout
 
 
+def postgres_database_ensure(url: str) -> None:
+    """Create the PostgreSQL database DATABASE_URL names if the server lacks it (a fresh server)."""
+    from urllib.parse import unquote, urlsplit
+
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql", "pgsql"):
+        return
+    name = unquote(parts.path.lstrip("/"))
+    params = {"host": parts.hostname, "port": parts.port or 5432, "connect_timeout": 10,
+              "user": unquote(parts.username) if parts.username else None,
+              "password": unquote(parts.password) if parts.password else None}
+    try:
+        psycopg.connect(dbname=name, **params).close()
+        return
+    except psycopg.OperationalError as exc:
+        if "does not exist" not in str(exc):
+            fail(f"cannot connect to PostgreSQL: {str(exc).strip().splitlines()[0]}")
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    say(f"created PostgreSQL database {name}")
+
+
 def port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -260,6 +285,8 @@ def main() -> int:
     if not port_free(args.host, args.port):
         fail(f"{args.host}:{args.port} is already in use (another `make run`?); stop it or set RUN_PORT")
 
+    if os.environ.get("DATABASE_URL"):
+        postgres_database_ensure(os.environ["DATABASE_URL"])
     say("migrating the database ...")
     manage("migrate", "--noinput", "-v", "0")
     say(f"loading the pipeline configuration from {os.environ.get('PIPELINE_CONFIG_DIR') or BASE_DIR / 'config'} ...")
