@@ -260,6 +260,12 @@ def _check_transform_rule(name: str, spec: dict) -> list[ConfigIssue]:
     return []
 
 
+def _check_enrichment(name: str, spec: dict) -> list[ConfigIssue]:
+    from transform.enrichment import enrichment_source_check
+
+    return [ConfigIssue(name, f, reason) for f, reason in enrichment_source_check(spec)]
+
+
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -274,6 +280,14 @@ def _check_quality(name: str, spec: dict) -> list[ConfigIssue]:
         values = [_number(v) for v in weights.values()]
         if values and None not in values and abs(sum(values) - 1.0) > WEIGHT_TOLERANCE:
             issues.append(ConfigIssue(name, "quality_scoring.weights", f"must sum to 1.0 (they sum to {sum(values):g})"))
+    from transform.quality import QualityConfigError, QualityScorer
+
+    try:
+        QualityScorer(spec)
+    except QualityConfigError as exc:
+        issues.append(ConfigIssue(name, exc.field, exc.reason))
+    except (TypeError, ValueError, AttributeError):
+        pass  # wrong types in weights or thresholds: the structure check has reported them
     thresholds = scoring.get("thresholds")
     if isinstance(thresholds, dict):
         reject, error, warn = (_number(thresholds.get(k)) for k in ("reject", "error", "warn"))
@@ -338,6 +352,8 @@ def check_item(name: str, kind: str, spec: dict, read_schema: SchemaRead) -> lis
         return _check_transform_rule(name, spec)
     if kind == QUALITY:
         return _check_quality(name, spec)
+    if kind == ENRICHMENT:
+        return _check_enrichment(name, spec)
     if kind == DESTINATION:
         return _check_destination(name, spec)
     if kind == ROUTING_RULE:
@@ -347,7 +363,8 @@ def check_item(name: str, kind: str, spec: dict, read_schema: SchemaRead) -> lis
 
 # --- across files -------------------------------------------------------------------------------
 
-def check_cross_file(items: list, id_fields: dict[str, str], known_destinations: set[str]) -> list[ConfigIssue]:
+def check_cross_file(items: list, id_fields: dict[str, str], known_destinations: set[str],
+                     known_enrichment: set[str] = frozenset()) -> list[ConfigIssue]:
     """Ids unique per kind; one scoring file; routing rules name a destination that exists."""
     issues: list[ConfigIssue] = []
     first_seen: dict[tuple[str, str], str] = {}
@@ -362,6 +379,17 @@ def check_cross_file(items: list, id_fields: dict[str, str], known_destinations:
     quality_files = [i.file for i in items if i.kind == QUALITY]
     for extra in quality_files[1:]:
         issues.append(ConfigIssue(extra, "quality_scoring", f"a second quality scoring file (also {quality_files[0]})"))
+    enrichment_ids = set(known_enrichment) | {
+        i.spec["enrichment_id"] for i in items if i.kind == ENRICHMENT and isinstance(i.spec.get("enrichment_id"), str)
+    }
+    for item in items:
+        transform = item.spec.get("transform") if item.kind == TRANSFORM_RULE else None
+        config = transform.get("config") if isinstance(transform, dict) and transform.get("type") == "enrich" else None
+        wanted = config.get("source") if isinstance(config, dict) else None
+        if isinstance(wanted, str) and wanted not in enrichment_ids:
+            known = ", ".join(sorted(enrichment_ids)) or "none"
+            issues.append(ConfigIssue(item.file, "transform.config.source",
+                                      f"unknown enrichment source '{wanted}' (known: {known})"))
     destinations = known_destinations | {
         i.spec["destination_id"] for i in items if i.kind == DESTINATION and isinstance(i.spec.get("destination_id"), str)
     }

@@ -107,6 +107,7 @@ class ConfigLoader:
         self.issues: list[ConfigIssue] = []
         self.read_schema = read_schema
         self.context_destinations: set[str] = set()  # known from outside the loaded files
+        self.context_enrichment: set[str] = set()
 
     def add(self, name: str, kind: str | None, data: bytes) -> None:
         text = self._decode(name, data)
@@ -135,7 +136,8 @@ class ConfigLoader:
         self.loaded.items.append(ConfigItem(kind=kind, file=name, spec=spec))
 
     def finish(self) -> tuple[LoadedConfig, list[ConfigIssue]]:
-        self.issues.extend(check_cross_file(self.loaded.items, ID_FIELDS, self.context_destinations))
+        self.issues.extend(check_cross_file(self.loaded.items, ID_FIELDS, self.context_destinations,
+                                            self.context_enrichment))
         return self.loaded, self.issues
 
     def _decode(self, name: str, data: bytes) -> str | None:
@@ -340,6 +342,7 @@ def load_paths(paths: Iterable[str | Path], default_tree: str | Path | None = No
     for tree in trees:
         loaded, _ = load_tree(tree)
         loader.context_destinations |= {i.item_id for i in loaded.of(DESTINATION) if i.item_id}
+        loader.context_enrichment |= {i.item_id for i in loaded.of(ENRICHMENT) if i.item_id}
     for path in singles:
         try:
             data = path.read_bytes()

@@ -35,22 +35,32 @@ def build_runtime(version: int) -> PipelineRuntime:
     from ingestion.models import Source
     from ingestion.validation import compile_validator
     from transform.engine import RuleSet
-    from transform.models import QualityProfile, TransformRule
+    from transform.enrichment import EnrichmentRegistry
+    from transform.models import EnrichmentSource, QualityProfile, TransformRule
     from transform.quality import QualityScorer
 
     sources = {s.source_id: s.spec for s in Source.objects.all()}
     destinations = {d.destination_id: d.spec for d in Destination.objects.all()}
     enabled_destinations = {d.destination_id: d.spec for d in Destination.objects.filter(enabled=True)}
     profile = QualityProfile.objects.filter(name="default").first()
+    enrichment = EnrichmentRegistry([e.spec for e in EnrichmentSource.objects.all()])
     return PipelineRuntime(
         version=version,
         sources=sources,
         validators={sid: compile_validator(spec.get("validation") or {}) for sid, spec in sources.items()},
-        rules=RuleSet([r.spec for r in TransformRule.objects.all()]),
+        rules=RuleSet([r.spec for r in TransformRule.objects.all()], enrichment=enrichment),
         scorer=QualityScorer(profile.spec if profile else None),
         router=Router([r.spec for r in RoutingRule.objects.all()], enabled_destinations, sources),
         destinations=destinations,
+        extras={"enrichment": enrichment},
     )
+
+
+def _close(runtime: PipelineRuntime | None) -> None:
+    """Release what an old version holds open (enrichment database connections)."""
+    enrichment = runtime.extras.get("enrichment") if runtime else None
+    if enrichment is not None:
+        enrichment.close()
 
 
 def pipeline_runtime() -> PipelineRuntime:
@@ -58,6 +68,7 @@ def pipeline_runtime() -> PipelineRuntime:
     version = active_version_number()
     with _lock:
         if _cached is None or _cached.version != version:
+            _close(_cached)
             _cached = build_runtime(version)
         return _cached
 

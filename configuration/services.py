@@ -16,9 +16,9 @@ from ingestion.models import Source
 from ingestion.schedules import poll_schedules_sync
 from opsconsole.audit import audit_record
 from opsconsole.errors import ApplicationError
-from transform.models import QualityProfile, TransformRule
+from transform.models import EnrichmentSource, QualityProfile, TransformRule
 
-from .issues import DESTINATION, QUALITY, ROUTING_RULE, SOURCE, TRANSFORM_RULE, ConfigIssue
+from .issues import DESTINATION, ENRICHMENT, QUALITY, ROUTING_RULE, SOURCE, TRANSFORM_RULE, ConfigIssue
 from .loader import LoadedConfig, files_sha256, load_files, load_tree
 from .models import ConfigVersion
 from .runtime import runtime_reset
@@ -54,8 +54,13 @@ def _versions_kept() -> int:
 
 def _replace_rows(loaded: LoadedConfig, number: int) -> None:
     """The applied rows of every kind, replaced by those of the new version."""
-    for model in (Source, TransformRule, QualityProfile, Destination, RoutingRule):
+    for model in (Source, TransformRule, QualityProfile, EnrichmentSource, Destination, RoutingRule):
         model.objects.all().delete()
+    EnrichmentSource.objects.bulk_create([
+        EnrichmentSource(enrichment_id=i.spec["enrichment_id"], source_type=str(i.spec.get("type", "")),
+                         enabled=i.spec.get("enabled", True), spec=i.spec, config_version=number)
+        for i in loaded.of(ENRICHMENT)
+    ])
     Source.objects.bulk_create([
         Source(source_id=i.spec["source_id"], source_type=i.spec["source_type"], enabled=i.spec.get("enabled", True),
                spec=i.spec, config_version=number)

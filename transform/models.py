@@ -75,3 +75,33 @@ class CacheRefresh(models.Model):
 
     class Meta:
         ordering = ["-requested_at", "-id"]
+
+
+class TransformRun(models.Model):
+    """What transforming one batch did: one row per batch (never per record), for the Beta dashboard
+    (throughput, rule heat map, schema mapping, enrichment, quality, worker resources)."""
+
+    batch_id = models.UUIDField()
+    source_id = models.CharField(max_length=100)
+    schema = models.CharField(max_length=255, help_text="The source's schema_ref, or source:<id> without one.")
+    at = models.DateTimeField(db_index=True)
+    records = models.PositiveIntegerField()
+    transformed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0, help_text="Sent to the DLQ by a rule with on_failure: fail.")
+    dropped = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    filtered = models.PositiveIntegerField(default=0, help_text="Matched no route.")
+    warned = models.PositiveIntegerField(default=0)
+    errored = models.PositiveIntegerField(default=0)
+    quality_sum = models.FloatField(default=0.0)
+    scored = models.PositiveIntegerField(default=0)
+    duration_seconds = models.FloatField()
+    rules = models.JSONField(default=dict, help_text="{rule_id: {executions, matches, failures, dropped, seconds}}")
+    enrichment = models.JSONField(default=dict, help_text="{source: {lookups, hit, miss, stale, error, seconds}}")
+    worker = models.CharField(max_length=200, blank=True)
+    cpu_seconds = models.FloatField(default=0.0)
+    rss_bytes = models.BigIntegerField(default=0)
+    threads = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-at"]

@@ -1,7 +1,12 @@
-"""Module Beta services: transform, score and route one batch."""
+"""Module Beta services: transform, score and route a batch; drain and resume; test a rule; the enrichment cache."""
 import logging
+import os
+import resource
+import socket
+import threading
 import time
 from collections import Counter, defaultdict
+from datetime import timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -13,17 +18,16 @@ from delivery.selectors import open_breaker_destinations
 from delivery.services import dead_letters_insert
 from ingestion.choices import BatchStage, RecordStatus
 from ingestion.models import Batch, Record
-from monitoring.metrics import LATENCY_BUCKETS, TRANSFORM_BUCKETS
+from monitoring.metrics import LATENCY_BUCKETS, RULE_BUCKETS, TRANSFORM_BUCKETS
 from monitoring.services import counters_add, histogram_increments, labels_key
-from opsconsole.bulk import bulk_update, load_json
 from opsconsole.audit import audit_record
+from opsconsole.bulk import bulk_update, load_json
 from opsconsole.dispatch import send_after_commit
 from opsconsole.errors import ApplicationError
 
-from .models import BetaControl
+from .models import BetaControl, TransformRun
 
 logger = logging.getLogger(__name__)
-
 
 
 class BetaDraining(ApplicationError):
@@ -74,9 +78,75 @@ def _validated_records(batch_id) -> list[tuple]:
         return [(pk.to_python(rid), load_json(payload)) for rid, payload in cursor.fetchall()]
 
 
+def _schema_of(spec: dict | None, source_id: str) -> str:
+    validation = (spec or {}).get("validation") or {}
+    ref = validation.get("schema_ref")
+    return str(ref) if ref else f"source:{source_id}"
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _reject_reason(score, threshold: float) -> str:
+    reason = f"quality score {score.total} below reject threshold {threshold}"
+    return f"{reason}: {'; '.join(score.issues)}"[:2000] if score.issues else reason
+
+
+def _rule_metrics(result, rules_by_id: dict, counts: Counter) -> dict:
+    """Per-rule counters and the per-record duration histogram (one write per batch); returns the JSON
+    the TransformRun row keeps."""
+    summary = {}
+    for rule_id, stats in result.rules.items():
+        summary[rule_id] = {"executions": stats.executions, "matches": stats.matches, "failures": stats.failures,
+                            "dropped": stats.dropped, "seconds": round(stats.seconds, 6)}
+        rule = rules_by_id.get(rule_id)
+        if rule is None or not rule.emit:
+            continue
+        label = labels_key({"rule": rule_id})
+        counts[("beta_rule_executions_total", label)] += stats.executions
+        counts[("beta_rule_matches_total", label)] += stats.matches
+        counts[("beta_rule_failures_total", label)] += stats.failures
+        if stats.executions:
+            per_record = stats.seconds / stats.executions
+            counts.update(histogram_increments("beta_rule_duration_seconds", {"rule": rule_id}, RULE_BUCKETS,
+                                               [per_record] * stats.executions))
+    return summary
+
+
+def _enrichment_metrics(result, counts: Counter) -> dict:
+    summary = {}
+    for source, stats in result.enrichment.items():
+        for name, n in stats.counts().items():
+            counts[("beta_enrichment_lookups_total", labels_key({"source": source, "result": name}))] += n
+        if stats.fetch_seconds:
+            counts.update(histogram_increments("beta_enrichment_duration_seconds", {"source": source},
+                                               TRANSFORM_BUCKETS, stats.fetch_seconds))
+        summary[source] = {"lookups": stats.lookups, "hit": stats.hit, "miss": stats.miss, "stale": stats.stale,
+                           "error": stats.error, "seconds": round(sum(stats.fetch_seconds), 6)}
+    return summary
+
+
 def batch_transform(*, batch_id: str) -> bool:
     """Transform, score and route the records of a validated batch; returns False if there was
-    nothing to do (already transformed, or gone), which makes a duplicate message harmless."""
+    nothing to do (already transformed, or gone), which makes a duplicate message harmless.
+
+    Every record ends in one place: DLQ (a rule with on_failure: fail), filtered (a drop rule, or no
+    route), rejected (quality below reject, with the issues as reason), or routed. Rules, enrichment and
+    quality are counted per batch (one metrics write, one TransformRun row)."""
     runtime = pipeline_runtime()
     with transaction.atomic():
         batch = Batch.objects.select_for_update().filter(id=batch_id, stage=BatchStage.VALIDATED).first()
@@ -84,24 +154,44 @@ def batch_transform(*, batch_id: str) -> bool:
             return False
         now = timezone.now()
         started = time.perf_counter()
+        cpu_started = _cpu_seconds()
         updates, dead = [], []
         routes: dict[str, list[str]] = defaultdict(list)
         counts: Counter = Counter()
         source_label = labels_key({"source": batch.source_id})
         unavailable = open_breaker_destinations()
-        for rid, payload in _validated_records(batch.id):
-            outcome = runtime.rules.apply(payload)
+        rows = _validated_records(batch.id)
+        result = runtime.rules.apply_batch([payload for _, payload in rows])
+        run = Counter()
+        quality_sum = 0.0
+        for (rid, _payload), outcome in zip(rows, result.outcomes):
             if outcome.failed_rule:
-                updates.append((RecordStatus.DLQ, outcome.data, None, outcome.reason, now, rid))
+                updates.append((RecordStatus.DLQ, outcome.data, None, None, outcome.reason, now, rid))
                 dead.append((rid, batch.id, batch.source_id, "", FailureCategory.TRANSFORM, outcome.reason, None, 1,
                              now, now, False))
+                counts[("beta_records_failed_total",
+                        labels_key({"source": batch.source_id, "rule": outcome.failed_rule}))] += 1
+                run["failed"] += 1
+                continue
+            if outcome.dropped_rule:
+                updates.append((RecordStatus.FILTERED, outcome.data, None, None, outcome.reason, now, rid))
+                counts[("beta_records_dropped_total",
+                        labels_key({"source": batch.source_id, "rule": outcome.dropped_rule}))] += 1
+                run["dropped"] += 1
                 continue
             counts[("beta_records_transformed_total", source_label)] += 1
+            run["transformed"] += 1
             score = runtime.scorer.score(outcome.data, now)
+            quality = score.as_json()
+            quality_sum += score.total
+            if score.level in ("warn", "error"):
+                counts[("beta_quality_flagged_total", labels_key({"source": batch.source_id, "level": score.level}))] += 1
+                run["warned" if score.level == "warn" else "errored"] += 1
             if score.level == "reject":
-                reason = f"quality score {score.total} below reject threshold {runtime.scorer.reject}"
-                updates.append((RecordStatus.REJECTED, outcome.data, score.total, reason, now, rid))
+                reason = _reject_reason(score, runtime.scorer.reject)
+                updates.append((RecordStatus.REJECTED, outcome.data, score.total, quality, reason, now, rid))
                 counts[("beta_records_rejected_total", source_label)] += 1
+                run["rejected"] += 1
                 continue
             plan = runtime.router.plan(batch.source_id, score.total, outcome.data, unavailable)
             for destination_id, refusal in plan.refused:
@@ -111,27 +201,50 @@ def batch_transform(*, batch_id: str) -> bool:
                         labels_key({"destination": destination_id, "source": batch.source_id}))] += 1
             if not plan.destinations:
                 if plan.refused:
-                    updates.append((RecordStatus.DLQ, outcome.data, score.total, "every route refused", now, rid))
+                    updates.append((RecordStatus.DLQ, outcome.data, score.total, quality, "every route refused", now, rid))
                 else:
-                    updates.append((RecordStatus.FILTERED, outcome.data, score.total, "no routing rule matched", now, rid))
+                    updates.append((RecordStatus.FILTERED, outcome.data, score.total, quality, "no routing rule matched",
+                                    now, rid))
                     counts[("beta_records_filtered_total", source_label)] += 1
+                    run["filtered"] += 1
                 continue
-            updates.append((RecordStatus.ROUTED, outcome.data, score.total, "", None, rid))
+            updates.append((RecordStatus.ROUTED, outcome.data, score.total, quality, "", None, rid))
             for destination_id in plan.destinations:
                 routes[destination_id].append(str(rid))
-        bulk_update(Record, ("status", "data", "quality_score", "reason", "finished_at"), updates)
+        bulk_update(Record, ("status", "data", "quality_score", "quality", "reason", "finished_at"), updates)
         if dead:
             dead_letters_insert(dead)
         BatchDelivery.objects.bulk_create(
             BatchDelivery(batch=batch, destination_id=d, record_ids=ids) for d, ids in sorted(routes.items())
         )
+        schema = _schema_of(runtime.sources.get(batch.source_id), batch.source_id)
+        mapped = run["transformed"] + run["dropped"]
+        counts[("beta_schema_mapping_total", labels_key({"schema": schema, "outcome": "success"}))] += mapped
+        counts[("beta_schema_mapping_total", labels_key({"schema": schema, "outcome": "failure"}))] += len(rows) - mapped
+        rules_summary = _rule_metrics(result, {r.rule_id: r for r in runtime.rules.rules}, counts)
+        enrichment_summary = _enrichment_metrics(result, counts)
+        duration = time.perf_counter() - started
         counts.update(histogram_increments("beta_transform_duration_seconds", {"source": batch.source_id},
-                                           TRANSFORM_BUCKETS, [time.perf_counter() - started]))
+                                           TRANSFORM_BUCKETS, [duration]))
         counts.update(histogram_increments("module_latency_seconds", {"module": "alpha"}, LATENCY_BUCKETS,
                                            [(now - batch.created_at).total_seconds()]))
         batch.stage = BatchStage.TRANSFORMED if routes else BatchStage.DONE
         batch.save(update_fields=["stage", "updated_at"])
         counters_add(counts)
+        TransformRun.objects.create(
+            batch_id=batch.id, source_id=batch.source_id, schema=schema[:255], at=now, records=len(rows),
+            transformed=run["transformed"], failed=run["failed"], dropped=run["dropped"], rejected=run["rejected"],
+            filtered=run["filtered"], warned=run["warned"], errored=run["errored"], quality_sum=quality_sum,
+            scored=run["transformed"], duration_seconds=duration, rules=rules_summary, enrichment=enrichment_summary,
+            worker=_worker_name()[:200], cpu_seconds=max(0.0, _cpu_seconds() - cpu_started), rss_bytes=_rss_bytes(),
+            threads=threading.active_count(),
+        )
         for destination_id in sorted(routes):
             send_after_commit("delivery.deliver_batch", [str(batch.id), destination_id])
     return True
+
+
+def transform_runs_prune(*, older_than_days: int = 8) -> int:
+    """Forget dashboard rows older than the dashboard reads (it shows at most a week)."""
+    deleted, _ = TransformRun.objects.filter(at__lt=timezone.now() - timedelta(days=older_than_days)).delete()
+    return deleted

@@ -136,7 +136,8 @@ def test_drift_lists_added_removed_and_changed_files(tree: Path, operator):
     (tree / "gamma/routing/rules/ROUTE_TO_ANALYTICS.yaml").unlink()
     (tree / "beta/quality/scoring.yaml").write_text((tree / "beta/quality/scoring.yaml").read_text() + "# tuned\n")
     (tree / "beta/enrichment").mkdir(exist_ok=True)
-    (tree / "beta/enrichment/customer_db.yaml").write_text("enrichment_id: customer_db\nenabled: false\n")
+    (tree / "beta/enrichment/customer_db.yaml").write_text(
+        "enrichment_id: customer_db\ntype: http\nenabled: false\nconnection: {url: 'http://127.0.0.1:1/c/{key}'}\n")
     drift = config_drift(config_dir=tree)
     assert drift["drift"] is True and drift["disk_valid"] is True and drift["active_version"] == 1
     assert drift["added"] == ["beta/enrichment/customer_db.yaml"]

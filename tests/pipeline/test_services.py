@@ -92,7 +92,10 @@ def test_low_quality_is_rejected_and_unrouted_is_filtered(apply_config):
     assert by_id["old"].status == RecordStatus.REJECTED
     # completeness 1 - 3 * 0.2 = 0.4, timeliness 0: 0.3 * 0.4 + 0.25 + 0.25 + 0.2 * 0 = 0.62
     assert by_id["old"].quality_score == 0.62
-    assert by_id["old"].reason == "quality score 0.62 below reject threshold 0.7"
+    assert by_id["old"].reason.startswith("quality score 0.62 below reject threshold 0.7: "
+                                          "completeness: missing customer_id, transaction_date, amount; timeliness: ")
+    assert by_id["old"].quality["level"] == "reject"
+    assert by_id["old"].quality["dimensions"]["completeness"] == 0.4
     assert by_id["r1"].status == RecordStatus.FILTERED
     assert reconciliation()["total"]["balanced"]
 
