@@ -158,3 +158,21 @@ def changes_due(now: datetime | None = None) -> dict[str, list[ChangeRequest]]:
     rows = rows.exclude(status__in=[ChangeState.CANCELLED, ChangeState.REJECTED])
     return {"post_review": [c for c in rows if c.post_review_overdue(now)],
             "formal_request": [c for c in rows if c.formal_request_overdue(now)]}
+
+
+def change_checklist(change: ChangeRequest) -> list[dict]:
+    """The pre-implementation checklist by section, each item with who ticked it and when."""
+    from .choices import CHANGE_APPROVED_ITEM, PRE_IMPLEMENTATION_CHECKLIST
+
+    sections = []
+    for section, items in PRE_IMPLEMENTATION_CHECKLIST.items():
+        rows = []
+        for item in items:
+            tick = change.checklist.get(item.key) or {}
+            automatic = item.key == CHANGE_APPROVED_ITEM
+            rows.append({"key": item.key, "label": item.label, "done": change.checklist_done(item.key),
+                         "by": "workflow" if automatic and change.approved_at else tick.get("by", ""),
+                         "at": change.approved_at.isoformat() if automatic and change.approved_at else tick.get("at", ""),
+                         "automatic": automatic})
+        sections.append({"section": section, "items": rows})
+    return sections
