@@ -36,3 +36,11 @@ INCIDENT_NOTIFICATION_MAX_ATTEMPTS = env_int("INCIDENT_NOTIFICATION_MAX_ATTEMPTS
 INCIDENT_ESCALATION_INTERVAL_SECONDS = env_int("INCIDENT_ESCALATION_INTERVAL_SECONDS", 30)
 INCIDENT_SIGNAL_INTERVAL_SECONDS = env_int("INCIDENT_SIGNAL_INTERVAL_SECONDS", 60)
 CONSOLE_BASE_URL = env_str("CONSOLE_BASE_URL", "http://127.0.0.1:8000")
+# "Mitigation time exceeded" (an automatic escalation trigger): hours from declaration by which an
+# incident should be stabilized (resolved). The manual says mitigation "varies"; these are the console's
+# defaults. P3 counts business hours; P4 has its one-week resolution requirement instead.
+INCIDENT_MITIGATION_HOURS = {
+    "P1": env_int("INCIDENT_MITIGATION_HOURS_P1", 2),
+    "P2": env_int("INCIDENT_MITIGATION_HOURS_P2", 4),
+    "P3": env_int("INCIDENT_MITIGATION_HOURS_P3", 8),
+}
