@@ -43,6 +43,11 @@ CELERY_TASK_ROUTES = {
 }
 
 CELERY_BEAT_SCHEDULE = {
+    "transform.prune_transform_runs": {
+        "task": "transform.prune_transform_runs",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
+    },
     "ops.sweep_stuck_batches": {
         "task": "ops.sweep_stuck_batches",
         "schedule": float(env_int("PIPELINE_SWEEP_INTERVAL_SECONDS", 30)),
