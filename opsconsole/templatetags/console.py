@@ -19,6 +19,11 @@ STATUS_CLASSES = {
     "rejected": "bad", "dlq": "bad", "unhealthy": "bad", "permanent": "bad", "authorization": "bad",
     "transform": "bad",
     "filtered": "muted",
+    # Change requests (changes/): states, types, risk levels.
+    "draft": "muted", "submitted": "warn", "technical_review": "warn", "cab_review": "warn", "approved": "ok",
+    "scheduled": "ok", "in_progress": "warn", "validating": "warn", "completed": "ok", "rolled_back": "bad",
+    "closed": "muted", "cancelled": "muted", "emergency": "bad",
+    "low": "ok", "medium": "warn", "high": "bad", "critical": "bad",
 }
 
 EMPTY = mark_safe('<span class="muted">—</span>')
