@@ -1,6 +1,6 @@
 """The operators' web console (login required everywhere but the login page)."""
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from . import console_views as views
 
@@ -24,4 +24,7 @@ urlpatterns = [
     path("config/versions/", views.ConfigVersionListView.as_view(), name="config-versions"),
     path("config/reload/", views.ConfigReloadView.as_view(), name="config-reload"),
     path("audit/", views.AuditLogView.as_view(), name="audit"),
+    path("incidents/", include("incidents.urls")),
+    path("changes/", include("changes.urls")),
+    path("beta/", include("transform.urls")),
 ]
