@@ -86,6 +86,15 @@ def batch_finish_if_done(batch: Batch) -> None:
     batch.save(update_fields=["stage", "updated_at"])
 
 
+def _deliver_in_parts(adapter, spec: dict, records: list[OutgoingRecord], batch_id: str) -> None:
+    """Send at most `delivery.batch_size` records per call. Each part has a stable id (the batch id, with
+    `-<n>` when there are several), so a retry after a partial success repeats the same parts idempotently."""
+    size = max(1, int((spec.get("delivery") or {}).get("batch_size", 1000)))
+    parts = [records[i:i + size] for i in range(0, len(records), size)] or [[]]
+    for number, part in enumerate(parts):
+        adapter.deliver(part, batch_id=batch_id if len(parts) == 1 else f"{batch_id}-{number}")
+
+
 def _hold(delivery: BatchDelivery, until) -> str:
     delivery.status = DeliveryStatus.HELD
     delivery.next_attempt_at = until
@@ -130,7 +139,7 @@ def batch_deliver(*, batch_id: str, destination_id: str) -> str:
         try:
             if not spec:
                 raise DeliveryError(f"destination '{destination_id}' is no longer configured", transient=False)
-            get_adapter(destination_id, spec).deliver(_outgoing(delivery.record_ids), batch_id=str(batch.id))
+            _deliver_in_parts(get_adapter(destination_id, spec), spec, _outgoing(delivery.record_ids), str(batch.id))
         except DeliveryError as error:
             seconds = time.perf_counter() - started
             return _failed(batch, delivery, spec, error, now, seconds, counts)

@@ -3,6 +3,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
+
+from opsconsole.fields import MISSING, get_path
+
 
 class DeliveryError(Exception):
     """A failed delivery. `transient` ones are retried (after `retry_after` seconds when the
@@ -25,6 +29,26 @@ class OutgoingRecord:
     ingested_at: datetime
     quality_score: float | None
     data: Any
+
+
+def record_value(record: OutgoingRecord, key: str):
+    """A column_mapping key: a record attribute (record_id, source_id, ingested_at, quality_score,
+    payload = the data as JSON, timestamp = data.timestamp or ingested_at) or a data field path."""
+    if key == "record_id":
+        return record.record_id
+    if key == "source_id":
+        return record.source_id
+    if key == "ingested_at":
+        return record.ingested_at
+    if key == "quality_score":
+        return record.quality_score
+    if key == "payload":
+        return orjson.dumps(record.data).decode()
+    if key == "timestamp":
+        found = get_path(record.data, "timestamp") if isinstance(record.data, dict) else MISSING
+        return record.ingested_at if found in (MISSING, None) else found
+    found = get_path(record.data, key) if isinstance(record.data, dict) else MISSING
+    return None if found is MISSING else found
 
 
 class Adapter(Protocol):

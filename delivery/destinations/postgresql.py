@@ -11,9 +11,8 @@ import psycopg
 from psycopg import sql
 
 from configuration.secrets import SecretError, resolve_secret
-from opsconsole.fields import MISSING, get_path
 
-from . import DeliveryError, OutgoingRecord
+from . import DeliveryError, OutgoingRecord, record_value
 
 _connections: dict[tuple, psycopg.Connection] = {}
 _lock = threading.Lock()
@@ -21,24 +20,6 @@ _lock = threading.Lock()
 # SQLSTATE classes that a retry can cure: connection exceptions, insufficient resources,
 # operator intervention (shutdown), serialization failures and deadlocks.
 _TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57", "40")
-
-
-def _value(record: OutgoingRecord, key: str):
-    if key == "record_id":
-        return record.record_id
-    if key == "source_id":
-        return record.source_id
-    if key == "ingested_at":
-        return record.ingested_at
-    if key == "quality_score":
-        return record.quality_score
-    if key == "payload":
-        return orjson.dumps(record.data).decode()
-    if key == "timestamp":
-        found = get_path(record.data, "timestamp") if isinstance(record.data, dict) else MISSING
-        return record.ingested_at if found in (MISSING, None) else found
-    found = get_path(record.data, key) if isinstance(record.data, dict) else MISSING
-    return None if found is MISSING else found
 
 
 class PostgresDestination:
@@ -105,7 +86,7 @@ class PostgresDestination:
             sql.SQL(", ").join(sql.Placeholder() for _ in columns),
             sql.Identifier(self.mapping["record_id"]),
         )
-        rows = [[_value(r, k) for k in keys] for r in records]
+        rows = [[record_value(r, k) for k in keys] for r in records]
         conn = self._connect()
         try:
             with conn.cursor() as cursor:

@@ -197,3 +197,33 @@ def test_a_second_route_to_the_same_destination_does_not_double_deliver(apply_co
                  routes=[ROUTE_ALL_TO_ARCHIVE, {**ROUTE_ALL_TO_ARCHIVE, "rule_id": "DUP", "priority": 300}])
     batch = ingest(2)
     assert BatchDelivery.objects.get(batch=batch).record_ids.__len__() == 2
+
+
+def test_batch_size_splits_a_delivery_into_parts_with_stable_ids(apply_config, sink):
+    small = http_destination(sink.url, delivery={"batch_size": 2})
+    apply_config(sources=[PUSH_SOURCE], destinations=[small], routes=[ROUTE_TO_PARTNER])
+    sink.script.extend([(200, {}, b"{}", 0), (503, {}, b"busy", 0)])  # the second part fails once
+    batch = ingest(5)
+    assert deliver(batch) == "retry"
+    assert deliver(batch) == "delivered"
+    keys = [r["headers"]["Idempotency-Key"] for r in sink.requests]
+    assert keys == [f"{batch.id}-0:partner_api", f"{batch.id}-1:partner_api",
+                    f"{batch.id}-0:partner_api", f"{batch.id}-1:partner_api", f"{batch.id}-2:partner_api"]
+    # The receiver kept one copy per key: every record exactly once.
+    ids = sink.delivered_ids()
+    assert len(ids) == 5 and len(set(ids)) == 5
+
+
+def test_csv_file_destination(apply_config, settings):
+    import csv
+    from pathlib import Path
+
+    csv_destination = {**FILE_DESTINATION, "format": {"type": "csv", "column_mapping": {
+        "record_id": "id", "source_id": "source", "customer_id": "customer", "amount": "amount"}}}
+    apply_config(sources=[PUSH_SOURCE], destinations=[csv_destination], routes=[ROUTE_ALL_TO_ARCHIVE])
+    batch = ingest(3)
+    assert deliver(batch, "local_archive") == "delivered"
+    [path] = list((Path(settings.PIPELINE_OUTPUT_DIR) / "local_archive").rglob("*.csv"))
+    rows = list(csv.DictReader(path.open()))
+    assert [r["customer"] for r in rows] == ["c0", "c1", "c2"] or sorted(r["customer"] for r in rows) == ["c0", "c1", "c2"]
+    assert set(rows[0]) == {"id", "source", "customer", "amount"} and rows[0]["source"] == "api_source_1"
