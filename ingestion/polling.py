@@ -310,7 +310,7 @@ def source_poll(*, source_id: str) -> PollResult:
     spec = source.spec
     connection = spec.get("connection") or {}
     polling = spec.get("polling") or {}
-    lease = request_budget_seconds(connection) * 2 + 30
+    lease = request_budget_seconds(connection) + 15  # renewed before every page
     if not _lease_take(source_id, lease):
         return PollResult(source_id, "skipped", "another poll of this source is running")
     result = PollResult(source_id, "ok")
