@@ -48,6 +48,24 @@ def change_conflicts(change: ChangeRequest) -> list[Conflict]:
     return conflicts
 
 
+def conflicts_for(changes: list[ChangeRequest]) -> dict[int, list[Conflict]]:
+    """Window conflicts of each of `changes` (a page of the list) with any live change, in one query."""
+    windows = [c for c in changes if c.scheduled_start and c.scheduled_end and c.affected_systems]
+    if not windows:
+        return {}
+    candidates = list(_overlapping(min(c.scheduled_start for c in windows), max(c.scheduled_end for c in windows)))
+    found: dict[int, list[Conflict]] = defaultdict(list)
+    for change in windows:
+        for other in candidates:
+            if other.pk == change.pk or not (other.scheduled_start < change.scheduled_end
+                                             and other.scheduled_end > change.scheduled_start):
+                continue
+            shared = systems_shared(change.affected_systems, other.affected_systems)
+            if shared:
+                found[change.pk].append(Conflict(other, shared))
+    return found
+
+
 def conflicts_among(changes: list[ChangeRequest]) -> dict[int, list[Conflict]]:
     """Pairwise window conflicts within a set of changes (the calendar's view), by change pk."""
     found: dict[int, list[Conflict]] = defaultdict(list)
