@@ -25,4 +25,5 @@ urlpatterns = [
     path("config/reload/", views.ConfigReloadView.as_view(), name="config-reload"),
     path("audit/", views.AuditLogView.as_view(), name="audit"),
     path("incidents/", include("incidents.urls")),
+    path("changes/", include("changes.urls")),
 ]
