@@ -60,15 +60,16 @@ class LocalStore:
             data = self._data.get(source, {})
             return {k: data[k] for k in keys if k in data}
 
-    def put_many(self, source: str, values: dict[str, Any], *, now: float, max_entries: int, keep_seconds: float) -> int:
+    def put_many(self, source: str, values: dict[str, Any], *, now: float, max_entries: int, keep_seconds: float,
+                 times: dict[str, float] | None = None) -> int:
         with self._lock:
             data = self._data.setdefault(source, OrderedDict())
-            for key, value in values.items():
+            for key, value in sorted(values.items(), key=lambda kv: (times or {}).get(kv[0], now)):
                 data.pop(key, None)
-                data[key] = Entry(value, now)
+                data[key] = Entry(value, (times or {}).get(key, now))
             evicted = 0
-            while data and next(iter(data.values())).fetched_at < now - keep_seconds:
-                data.popitem(last=False)
+            for key in [k for k, e in data.items() if e.fetched_at < now - keep_seconds]:
+                del data[key]
                 evicted += 1
             while len(data) > max_entries:
                 data.popitem(last=False)
@@ -158,14 +159,16 @@ class RedisStore:
                     found[key] = Entry(value, fetched_at)
         return found
 
-    def put_many(self, source: str, values: dict[str, Any], *, now: float, max_entries: int, keep_seconds: float) -> int:
+    def put_many(self, source: str, values: dict[str, Any], *, now: float, max_entries: int, keep_seconds: float,
+                 times: dict[str, float] | None = None) -> int:
         data_key, order_key = self._k(source, "data"), self._k(source, "order")
         pipe = self.client.pipeline(transaction=True)
         items = list(values.items())
+        times = times or {}
         for start in range(0, len(items), 1000):
             chunk = items[start:start + 1000]
-            pipe.hset(data_key, mapping={k: orjson.dumps([v, now]) for k, v in chunk})
-            pipe.zadd(order_key, {k: now for k, _ in chunk})
+            pipe.hset(data_key, mapping={k: orjson.dumps([v, times.get(k, now)]) for k, v in chunk})
+            pipe.zadd(order_key, {k: times.get(k, now) for k, _ in chunk})
         pipe.sadd(f"{PREFIX}:sources", source)
         pipe.execute()
         evicted = 0

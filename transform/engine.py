@@ -199,8 +199,20 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
+def _json_text(value: Any, *, sort: bool = False) -> str:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort else 0).decode()
+    except TypeError:  # integers beyond 64 bits, which JSON allows
+        import json
+
+        return json.dumps(value, sort_keys=sort)
+
+
 def _shown(value: Any, limit: int = 40) -> str:
-    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    try:
+        text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    except TypeError:  # integers beyond 64 bits
+        text = repr(value)
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
@@ -525,7 +537,7 @@ def _map(spec: dict, cfg: dict) -> Step:
         value = _get(record, source)
         if value is MISSING:
             return
-        key = value if isinstance(value, str) else orjson.dumps(value).decode() if value is not None else "null"
+        key = value if isinstance(value, str) else _json_text(value) if value is not None else "null"
         if isinstance(value, bool):
             key = "true" if value else "false"
         if key in table:
@@ -668,7 +680,7 @@ def _hash(spec: dict, cfg: dict) -> Step:
             value = _get(record, f)
             if value is MISSING or value is None:
                 continue
-            data = (value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()).encode()
+            data = (value if isinstance(value, str) else _json_text(value, sort=True)).encode()
             digest = (hmac.new(secret, data, algorithm).hexdigest() if secret is not None
                       else hashlib.new(algorithm, data).hexdigest())
             updates.append((f, prefix + digest))

@@ -7,7 +7,9 @@ import threading
 import time
 from collections import Counter, defaultdict
 from datetime import timedelta
+from typing import Any
 
+import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -24,8 +26,14 @@ from opsconsole.audit import audit_record
 from opsconsole.bulk import bulk_update, load_json
 from opsconsole.dispatch import send_after_commit
 from opsconsole.errors import ApplicationError
+from opsconsole.fields import MISSING
 
-from .models import BetaControl, TransformRun
+from .cache import cache_store, now_seconds
+from .choices import RefreshState
+from .engine import RuleError, RuleSet, compile_rule
+from .enrichment import SourceUnavailable
+from .models import BetaControl, CacheRefresh, TransformRun
+from .paths import flatten
 
 logger = logging.getLogger(__name__)
 
@@ -248,3 +256,242 @@ def transform_runs_prune(*, older_than_days: int = 8) -> int:
     """Forget dashboard rows older than the dashboard reads (it shows at most a week)."""
     deleted, _ = TransformRun.objects.filter(at__lt=timezone.now() - timedelta(days=older_than_days)).delete()
     return deleted
+
+
+# --- the rule tester (Runbook B.1 steps 3-4) ----------------------------------------------------
+
+def samples_parse(text: str) -> list:
+    """Sample records from text: a JSON array, {"records": [...]}, one JSON object, or JSON lines."""
+    text = (text or "").strip()
+    if not text:
+        raise ApplicationError("No sample records: give a JSON array of records or JSON lines.")
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        data = None
+        records = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise ApplicationError(f"Sample records are neither JSON nor JSON lines (line {number}: {exc}).") from exc
+        return records
+    if isinstance(data, dict) and isinstance(data.get("records"), list):
+        return data["records"]
+    if isinstance(data, list):
+        return data
+    return [data]
+
+
+def rule_spec_parse(text: str) -> dict:
+    """A rule from YAML (or JSON) text, as a rule file holds it."""
+    import yaml
+
+    try:
+        spec = yaml.safe_load(text or "")
+    except yaml.YAMLError as exc:
+        raise ApplicationError(f"Rule is not valid YAML: {exc}") from exc
+    if not isinstance(spec, dict):
+        raise ApplicationError("Rule must be a mapping of fields (rule_id, match, transform, on_failure, ...).")
+    return spec
+
+
+def _changes(before: Any, after: Any) -> list[dict]:
+    old, new = flatten(before) if isinstance(before, dict) else {}, flatten(after) if isinstance(after, dict) else {}
+    changes = []
+    for path in sorted(set(old) | set(new)):
+        a, b = old.get(path, MISSING), new.get(path, MISSING)
+        if a != b or (a is MISSING) != (b is MISSING):
+            changes.append({"field": path, "before": None if a is MISSING else a, "after": None if b is MISSING else b,
+                            "change": "added" if a is MISSING else "removed" if b is MISSING else "changed"})
+    return changes
+
+
+def rule_test(*, rule_spec: dict, records: list, enrichment: Any = None, limit: int = 10_000) -> dict:
+    """Apply one rule (or a list of rules) to sample records without touching the pipeline.
+
+    The answer is what beta-rule-tester writes: `summary` (records, matched, changed, failed, dropped,
+    field_changes {field: records changed}) and one result per record with before, after and changes.
+    The rule is compiled as validation does, so an invalid rule is a 400 naming the field at fault."""
+    if len(records) > limit:
+        raise ApplicationError(f"{len(records)} sample records; the tester takes at most {limit}.")
+    specs = rule_spec if isinstance(rule_spec, list) else [rule_spec]
+    for spec in specs:
+        try:
+            compile_rule(spec)
+        except RuleError as exc:
+            raise ApplicationError(f"Rule is invalid: {exc.field}: {exc.reason}",
+                                   extra={"errors": [{"field": exc.field, "reason": exc.reason}]}) from exc
+    ruleset = RuleSet([{**s, "enabled": True} for s in specs], enrichment=enrichment)
+    started = time.perf_counter()
+    result = ruleset.apply_batch(records)
+    elapsed = time.perf_counter() - started
+    field_changes: Counter = Counter()
+    results = []
+    summary = Counter()
+    for index, (before, outcome) in enumerate(zip(records, result.outcomes)):
+        changes = [] if outcome.failed_rule else _changes(before, outcome.data)
+        for change in changes:
+            field_changes[change["field"]] += 1
+        matched = bool(outcome.matched_rules)
+        failed = bool(outcome.failures) or bool(outcome.failed_rule)
+        summary.update({"matched": matched, "changed": bool(changes), "failed": failed,
+                        "dropped": bool(outcome.dropped_rule), "dlq": bool(outcome.failed_rule)})
+        results.append({
+            "index": index, "matched": matched, "changed": bool(changes), "failed": failed,
+            "dropped": bool(outcome.dropped_rule), "to_dlq": bool(outcome.failed_rule),
+            "errors": [{"rule": f.rule_id, "reason": f.reason, "on_failure": f.action} for f in outcome.failures]
+                      + ([{"rule": "-", "reason": outcome.reason, "on_failure": "fail"}]
+                         if outcome.failed_rule == "-" else []),
+            "before": before, "after": None if outcome.failed_rule else outcome.data, "changes": changes,
+        })
+    return {
+        "rules": [{"rule_id": s.get("rule_id"), "type": (s.get("transform") or {}).get("type"),
+                   "on_failure": s.get("on_failure", "skip")} for s in specs],
+        "summary": {
+            "records": len(records), "matched": summary["matched"], "changed": summary["changed"],
+            "unchanged": len(records) - summary["changed"], "failed": summary["failed"],
+            "dropped": summary["dropped"], "sent_to_dlq": summary["dlq"],
+            "field_changes": dict(sorted(field_changes.items())), "duration_ms": round(elapsed * 1000, 3),
+        },
+        "rule_stats": {rid: {"executions": s.executions, "matches": s.matches, "failures": s.failures,
+                             "dropped": s.dropped} for rid, s in result.rules.items()},
+        "results": results,
+    }
+
+
+# --- the enrichment cache (Runbook B.2, backup and recovery) ------------------------------------
+
+def enrichment_registry():
+    """The enrichment sources of the active configuration (and the cache they share)."""
+    return pipeline_runtime().extras["enrichment"]
+
+
+def cache_refresh_request(*, actor, target: str) -> CacheRefresh:
+    """Queue a background refresh of one source's cache entries, or of all sources ('all').
+
+    A refresh of the same target already queued or running is returned instead of starting another."""
+    registry = enrichment_registry()
+    if target != "all" and target not in registry.sources:
+        known = ", ".join(sorted(registry.sources)) or "none"
+        raise ApplicationError(f"Unknown enrichment source '{target}' (known: {known}).", status_code=404)
+    if target == "all" and not registry.sources:
+        raise ApplicationError("No enrichment sources are configured (beta/enrichment/*.yaml).", status_code=409)
+    with transaction.atomic():
+        running = CacheRefresh.objects.select_for_update().filter(
+            target=target, state__in=[RefreshState.QUEUED, RefreshState.RUNNING]).first()
+        if running is not None:
+            return running
+        targets = sorted(registry.sources) if target == "all" else [target]
+        job = CacheRefresh.objects.create(
+            target=target, sources_total=len(targets),
+            requested_by=actor if getattr(actor, "is_authenticated", False) else None,
+        )
+        audit_record(actor=actor, action="beta.cache.refresh", target=f"enrichment:{target}",
+                     details={"refresh_id": job.id, "sources": targets})
+        send_after_commit("transform.cache_refresh", [job.id])
+    return job
+
+
+def cache_refresh_run(*, refresh_id: int) -> str | None:
+    """Run a queued refresh, source after source, saving progress as it goes; safe to run twice."""
+    with transaction.atomic():
+        job = CacheRefresh.objects.select_for_update().filter(id=refresh_id, state=RefreshState.QUEUED).first()
+        if job is None:
+            return None
+        job.state, job.started_at = RefreshState.RUNNING, timezone.now()
+        job.save(update_fields=["state", "started_at"])
+    registry = enrichment_registry()
+    targets = sorted(registry.sources) if job.target == "all" else [job.target]
+    errors, keys_before = [], 0
+    for done, source_id in enumerate(targets):
+        CacheRefresh.objects.filter(id=job.id).update(current_source=source_id)
+
+        def progress(keys_done: int, keys_total: int, base=keys_before) -> None:
+            CacheRefresh.objects.filter(id=job.id).update(keys_done=base + keys_done, keys_total=base + keys_total)
+
+        try:
+            outcome = registry.refresh(source_id, progress=progress)
+            keys_before += outcome["keys"]
+            if outcome["errors"]:
+                errors.append({"source": source_id, "reason": f"{outcome['errors']} keys could not be read"})
+        except SourceUnavailable as exc:
+            errors.append({"source": source_id, "reason": str(exc)})
+        except Exception as exc:  # a broken source must not leave the job running forever
+            logger.exception("cache refresh of %s failed", source_id, extra={"component": "enrichment"})
+            errors.append({"source": source_id, "reason": f"{type(exc).__name__}: {exc}"[:500]})
+        CacheRefresh.objects.filter(id=job.id).update(sources_done=done + 1, keys_done=keys_before,
+                                                      keys_total=keys_before)
+    failed = len(errors) == len(targets)
+    CacheRefresh.objects.filter(id=job.id).update(
+        state=RefreshState.FAILED if failed else RefreshState.DONE, errors=errors, current_source="",
+        finished_at=timezone.now())
+    return RefreshState.FAILED if failed else RefreshState.DONE
+
+
+def cache_export() -> dict:
+    """Every cache entry with its age, per source (`curl .../cache/export > beta-cache-<date>.json`)."""
+    store = cache_store()
+    sources = {}
+    for source in sorted(set(store.sources()) | set(enrichment_registry().sources)):
+        entries = [{"key": key, "value": entry.value, "fetched_at": entry.fetched_at} for key, entry in store.items(source)]
+        if entries:
+            sources[source] = {"entries": entries}
+    return {"format": "opsconsole-beta-cache/1", "exported_at": timezone.now().isoformat(), "backend": store.backend,
+            "entries": sum(len(s["entries"]) for s in sources.values()), "sources": sources}
+
+
+def cache_import(*, actor, data: Any) -> dict:
+    """Load an export back (Module Beta recovery step 4); entries keep their age, so stale stays stale.
+
+    Sources not in the active configuration are skipped and listed; the import is audited."""
+    if not isinstance(data, dict) or not isinstance(data.get("sources"), dict):
+        raise ApplicationError('Not a cache export: expected {"sources": {source: {"entries": [...]}}}.')
+    registry = enrichment_registry()
+    store, now = cache_store(), now_seconds()
+    loaded, skipped = {}, []
+    for source, body in data["sources"].items():
+        entries = body.get("entries") if isinstance(body, dict) else None
+        if not isinstance(entries, list):
+            raise ApplicationError(f"sources.{source}.entries must be a list of {{key, value, fetched_at}}.")
+        if source not in registry.sources:
+            skipped.append(source)
+            continue
+        values, times = {}, {}
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict) or not isinstance(entry.get("key"), str) \
+                    or not isinstance(entry.get("value", None), (dict, type(None))) \
+                    or not isinstance(entry.get("fetched_at"), (int, float)):
+                raise ApplicationError(f"sources.{source}.entries[{i}] must be {{key: text, value: object or null, "
+                                       "fetched_at: seconds since the epoch}.")
+            values[entry["key"]] = entry["value"]
+            times[entry["key"]] = min(float(entry["fetched_at"]), now)
+        policy = registry.sources[source].policy
+        store.put_many(source, values, now=now, max_entries=policy.max_entries, keep_seconds=policy.keep_seconds,
+                       times=times)
+        loaded[source] = len(values)
+    audit_record(actor=actor, action="beta.cache.import", target="enrichment cache",
+                 details={"loaded": loaded, "skipped": skipped})
+    return {"loaded": loaded, "entries": sum(loaded.values()), "skipped_sources": skipped}
+
+
+def cache_clear(*, actor, module: str, source: str | None = None, reason: str = "") -> dict:
+    """Empty a module's caches (Runbook E.3 step 4). Beta: the enrichment cache (one source or all) and the
+    compiled configuration of this process; Alpha and Gamma: the compiled configuration of this process."""
+    from configuration.runtime import runtime_reset
+
+    cleared: dict[str, Any] = {}
+    if module == "beta":
+        store = cache_store()
+        if source and source not in set(store.sources()) | set(enrichment_registry().sources):
+            raise ApplicationError(f"Unknown enrichment source '{source}'.", status_code=404)
+        cleared["enrichment_entries"] = store.clear(source)
+        cleared["enrichment_source"] = source or "all"
+        cleared["backend"] = store.backend
+    runtime_reset()
+    cleared["compiled_configuration"] = "this process (rebuilt on next use)"
+    audit_record(actor=actor, action=f"{module}.cache.clear", target=f"module:{module}", reason=reason,
+                 details=cleared)
+    return {"module": module, "cleared": cleared}
