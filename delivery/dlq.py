@@ -90,19 +90,30 @@ def _locked(queryset: QuerySet) -> list[DeadLetter]:
     return list(queryset.select_for_update().order_by("id"))
 
 
-def dead_letters_triage(*, actor, entry_ids: list, note: str = "") -> int:
-    """Mark entries as looked at (NEW -> TRIAGED), with an optional note."""
+def _bulk_transition(*, actor, entry_ids: list, method: str, action: str, note: str = "") -> int:
+    """Apply one transition to every named entry, all or nothing."""
     with transaction.atomic():
         entries = _locked(dead_letters_select(entry_ids=entry_ids))
-        refused = [e.id for e in entries if not can_proceed(e.triage)]
+        refused = [e.id for e in entries if not can_proceed(getattr(e, method))]
         if refused:
-            raise ApplicationError(f"Entries not NEW cannot be triaged: {refused}.", status_code=409)
+            names = ", ".join(f"#{e.id} is {e.get_state_display()}" for e in entries if e.id in refused)
+            raise ApplicationError(f"Cannot {method} entries: {names}.", status_code=409)
         for entry in entries:
-            _decide(entry, "triage", actor)
+            _decide(entry, method, actor)
             entry.note = note or entry.note
             entry.save()
-        audit_record(actor=actor, action="dlq.triage", target="dlq", reason=note, details={"entry_ids": [e.id for e in entries]})
+        audit_record(actor=actor, action=action, target="dlq", reason=note, details={"entry_ids": [e.id for e in entries]})
     return len(entries)
+
+
+def dead_letters_triage(*, actor, entry_ids: list, note: str = "") -> int:
+    """Mark entries as looked at (NEW -> TRIAGED), with an optional note."""
+    return _bulk_transition(actor=actor, entry_ids=entry_ids, method="triage", action="dlq.triage", note=note)
+
+
+def dead_letters_mark_exported(*, actor, entry_ids: list, reason: str = "") -> int:
+    """Record that entries were handed over for processing outside the pipeline."""
+    return _bulk_transition(actor=actor, entry_ids=entry_ids, method="export", action="dlq.export", note=reason)
 
 
 def dead_letter_correct(*, actor, entry_id: int, payload: Any, note: str = "") -> DeadLetter:
@@ -224,21 +235,6 @@ def dead_letters_purge_chunk(*, actor, queryset: QuerySet, reason: str) -> dict:
         audit_record(actor=actor, action="dlq.purge", target="dlq", reason=reason,
                      details={"purged": [e.id for e in purged], "refused": refused})
     return {"purged": len(purged), "refused": refused}
-
-
-def dead_letters_mark_exported(*, actor, entry_ids: list, reason: str = "") -> int:
-    """Record that entries were handed over for processing outside the pipeline."""
-    with transaction.atomic():
-        entries = _locked(dead_letters_select(entry_ids=entry_ids))
-        refused = [e.id for e in entries if not can_proceed(e.export)]
-        if refused:
-            raise ApplicationError(f"Entries that cannot be marked exported: {refused}.", status_code=409)
-        for entry in entries:
-            _decide(entry, "export", actor)
-            entry.save()
-        audit_record(actor=actor, action="dlq.export", target="dlq", reason=reason,
-                     details={"entry_ids": [e.id for e in entries]})
-    return len(entries)
 
 
 def dlq_stats(*, now: datetime | None = None) -> dict:
