@@ -42,8 +42,8 @@ class BreakerState(models.TextChoices):
     HALF_OPEN = "half_open", "HALF_OPEN"
 
 
-# gamma_circuit_breaker_state values.
-BREAKER_STATE_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+# gamma_circuit_breaker_state values: the manual alerts on `gamma_circuit_breaker_state == 1` (OPEN).
+BREAKER_STATE_VALUE = {BreakerState.CLOSED: 0, BreakerState.OPEN: 1, BreakerState.HALF_OPEN: 2}
 
 
 class OperationKind(models.TextChoices):

@@ -20,7 +20,7 @@ def collect():
     dlq.add_metric([], DeadLetter.objects.filter(state__in=DLQ_OPEN_STATES).count())
     yield dlq
     breakers = dict(CircuitBreaker.objects.values_list("destination_id", "state"))
-    state = GaugeMetricFamily("gamma_circuit_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open",
+    state = GaugeMetricFamily("gamma_circuit_breaker_state", "Circuit breaker state: 0 closed, 1 open, 2 half-open",
                               labels=["destination"])
     status = GaugeMetricFamily("gamma_destination_status",
                                "1 when the destination is enabled and its breaker closed, else 0", labels=["destination"])
