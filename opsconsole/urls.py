@@ -10,6 +10,7 @@ api_patterns = [
     path("", include("configuration.api.urls")),
     path("", include("delivery.api.urls")),
     path("", include("changes.api.urls")),
+    path("", include("incidents.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
