@@ -53,6 +53,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("PIPELINE_SWEEP_INTERVAL_SECONDS", 30)),
         "options": {"expires": 60},
     },
+    "ops.incidents_escalate_due": {
+        "task": "ops.incidents_escalate_due",
+        "schedule": float(env_int("INCIDENT_ESCALATION_INTERVAL_SECONDS", 30)),
+        "options": {"expires": 60},
+    },
+    "ops.incidents_check_pipeline_signals": {
+        "task": "ops.incidents_check_pipeline_signals",
+        "schedule": float(env_int("INCIDENT_SIGNAL_INTERVAL_SECONDS", 60)),
+        "options": {"expires": 120},
+    },
     "ingestion.scan_file_sources": {
         "task": "ingestion.scan_file_sources",
         "schedule": float(env_int("FILE_SOURCE_SCAN_SECONDS", 5)),
