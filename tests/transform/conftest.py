@@ -174,3 +174,24 @@ def enrich_rule(source: str, key_field: str, fields, *, rule_id: str = "ENRICH",
     return {"rule_id": rule_id, "enabled": True, "priority": 100,
             "match": {"field": key_field, "condition": "exists"},
             "transform": {"type": "enrich", "config": cfg}, "on_failure": on_failure}
+
+
+@pytest.fixture
+def apply_beta(tmp_path):
+    """Write a configuration tree with enrichment sources too, and apply it with the real reload service."""
+    import yaml
+
+    from configuration.services import config_reload
+    from tests.conftest import write_config
+
+    counter = {"n": 0}
+
+    def apply(*, enrichment=(), **parts):
+        counter["n"] += 1
+        root = write_config(tmp_path / f"beta-config{counter['n']}", **parts)
+        (root / "beta/enrichment").mkdir(parents=True, exist_ok=True)
+        for spec in enrichment:
+            (root / "beta/enrichment" / f"{spec['enrichment_id']}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        return config_reload(actor=None, config_dir=str(root))
+
+    return apply
