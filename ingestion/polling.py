@@ -242,7 +242,7 @@ def _failure_record(source_id: str, failure: SourceFetchError, *, counts: Counte
         state.last_poll_outcome = "failed"
         state.last_error_at = now
         state.last_error_kind = failure.kind
-        state.last_error = f"{failure.stage}: {failure.message}"[:2000]
+        state.last_error = failure.message[:2000]
         state.save()
         SourceError.objects.create(source_id=source_id, kind=failure.kind, stage=failure.stage,
                                    status_code=failure.status_code, message=failure.message[:2000])

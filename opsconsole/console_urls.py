@@ -24,6 +24,7 @@ urlpatterns = [
     path("config/versions/", views.ConfigVersionListView.as_view(), name="config-versions"),
     path("config/reload/", views.ConfigReloadView.as_view(), name="config-reload"),
     path("audit/", views.AuditLogView.as_view(), name="audit"),
+    path("", include("ingestion.urls")),
     path("incidents/", include("incidents.urls")),
     path("changes/", include("changes.urls")),
 ]

@@ -117,16 +117,25 @@ class SourceListView(ConsoleListView):
         Column("Type", "get_source_type_display"),
         Column("Enabled", "enabled", "bool"),
         Column("Config", "config_version", "number"),
+        Column("Status", "alpha.status", "status"),
+        Column("Health", "alpha.health", "status"),
+        Column("Last poll", "alpha.last_poll.at", "time"),
+        Column("Last error", "alpha.last_error.message", "code"),
+        Column("Buffered", "alpha.buffered", "number"),
         *_status_columns("counts"),
         Column("Last batch", "last_batch_at", "time"),
     ]
 
     def get_base_queryset(self):
-        return ingestion_selectors.source_list()
+        sources = ingestion_selectors.source_list()
+        statuses = {s["source_id"]: s for s in ingestion_selectors.source_statuses()}
+        for source in sources:
+            source.alpha = statuses.get(source.source_id, {})
+        return sources
 
 
 class SourceDetailView(ConsolePageMixin, TemplateView):
-    template_name = "console/detail.html"
+    template_name = "ingestion/source_detail.html"  # the generic detail page plus Alpha's action buttons
     nav = "sources"
 
     def get_context_data(self, **kwargs):
@@ -136,17 +145,39 @@ class SourceDetailView(ConsolePageMixin, TemplateView):
         source = detail["source"]
         self.title = f"Source {source.source_id}"
         failures_url = reverse("console:validation-failures") + f"?source_id={source.source_id}"
+        alpha = ingestion_selectors.source_status(source_id=source.source_id)
+        last_error = alpha["last_error"] or {}
         return {
             **super().get_context_data(**kwargs),
+            "alpha": alpha,
             "fields": [
                 Field("Source", source.source_id),
                 Field("Type", source.get_source_type_display()),
                 Field("Enabled", source.enabled, "bool"),
+                Field("Status", alpha["status"], "status"),
+                Field("Health", alpha["health"], "status"),
+                Field("Connection", {1: "connected", 0: "failed"}.get(alpha["connection_status"]), "status"),
+                Field("Failures in a row", alpha["consecutive_failures"], "number"),
+                Field("Last poll", (alpha["last_poll"] or {}).get("at"), "time"),
+                Field("Last success", alpha["last_success_at"], "time"),
+                Field("Last error", f"{last_error.get('kind')}: {last_error.get('message')}" if last_error else None, "code"),
+                Field("Records, last minute", alpha["records_last_minute"], "number"),
+                Field("Records, last hour", alpha["records_last_hour"], "number"),
+                Field("Buffered (awaiting Beta)", alpha["buffered"], "number"),
+                Field("Paused by", f"{alpha['paused_by']}: {alpha['pause_reason']}" if alpha["paused"] else None),
+                Field("Cursor", alpha["cursor"], "json"),
+                Field("Last test", alpha["last_test"], "json"),
                 Field("Config version", source.config_version, "number"),
                 Field("Specification", source.spec, "json"),
             ],
             "tables": [
                 _counts_table(detail["counts"]),
+                Table(title="Recent poll and connection errors",
+                      rows=list(ingestion_selectors.source_errors(source_id=source.source_id)[:20]),
+                      empty="No poll or connection errors.", columns=[
+                          Column("When", "created_at", "time"), Column("Kind", "kind", "status"),
+                          Column("Stage", "stage"), Column("HTTP", "status_code", "number"),
+                          Column("Message", "message", "code")]),
                 Table(title="Recent batches", rows=detail["batches"], columns=BATCH_COLUMNS[:1] + BATCH_COLUMNS[2:],
                       empty="No batches yet.", more_url=reverse("console:batches") + f"?source_id={source.source_id}"),
                 Table(title="Recent validation failures", rows=detail["failures"],
@@ -165,6 +196,13 @@ class ValidationFailureListView(ConsoleListView):
 
     def get_base_queryset(self):
         return ingestion_selectors.validation_failure_list()
+
+    def get_extra_tables(self) -> list[Table]:
+        return [Table(title="By source and error code, last hour", empty="No validation failures in the last hour.",
+                      rows=ingestion_selectors.validation_failures_summary(hours=1), columns=[
+                          Column("Source", "source_id", link=lambda r: reverse("console:source-detail", args=[r["source_id"]])),
+                          Column("Error code", "error_code", "status"),
+                          Column("Failures", "count", "number"), Column("Last", "last_at", "time")])]
 
 
 class BatchListView(ConsoleListView):

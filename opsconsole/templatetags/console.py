@@ -19,6 +19,8 @@ STATUS_CLASSES = {
     "rejected": "bad", "dlq": "bad", "unhealthy": "bad", "permanent": "bad", "authorization": "bad",
     "transform": "bad",
     "filtered": "muted",
+    # Module Alpha: source status, connection, back-pressure level
+    "paused": "warn", "disabled": "muted", "unknown": "muted", "removed": "muted", "connected": "ok", "failed": "bad",
     # Change requests (changes/): states, types, risk levels.
     "draft": "muted", "submitted": "warn", "technical_review": "warn", "cab_review": "warn", "approved": "ok",
     "scheduled": "ok", "in_progress": "warn", "validating": "warn", "completed": "ok", "rolled_back": "bad",
