@@ -8,6 +8,7 @@ api_patterns = [
     path("", include("ingestion.api.urls")),
     path("", include("monitoring.api.urls")),
     path("", include("configuration.api.urls")),
+    path("", include("transform.api.urls")),
     path("", include("delivery.api.urls")),
     path("", include("changes.api.urls")),
     path("", include("incidents.api.urls")),
