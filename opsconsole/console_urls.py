@@ -27,4 +27,5 @@ urlpatterns = [
     path("", include("ingestion.urls")),
     path("incidents/", include("incidents.urls")),
     path("changes/", include("changes.urls")),
+    path("beta/", include("transform.urls")),
 ]
