@@ -337,8 +337,8 @@ def rule_test(*, rule_spec: dict, records: list, enrichment: Any = None, limit: 
             field_changes[change["field"]] += 1
         matched = bool(outcome.matched_rules)
         failed = bool(outcome.failures) or bool(outcome.failed_rule)
-        summary.update({"matched": matched, "changed": bool(changes), "failed": failed,
-                        "dropped": bool(outcome.dropped_rule), "dlq": bool(outcome.failed_rule)})
+        summary.update({"matched": int(matched), "changed": int(bool(changes)), "failed": int(failed),
+                        "dropped": int(bool(outcome.dropped_rule)), "dlq": int(bool(outcome.failed_rule))})
         results.append({
             "index": index, "matched": matched, "changed": bool(changes), "failed": failed,
             "dropped": bool(outcome.dropped_rule), "to_dlq": bool(outcome.failed_rule),
