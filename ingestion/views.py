@@ -32,7 +32,10 @@ def alpha_dashboard_context() -> dict:
 
     thresholds = [(settings.ALPHA_BUFFER_WARNING, "60% warn"), (settings.ALPHA_BUFFER_THROTTLE, "80% throttle"),
                   (settings.ALPHA_BUFFER_CRITICAL, "90% critical"), (1.0, "100% pause")]
-    buffer_points = selectors.buffer_series(minutes=60)
+    from django.utils import timezone
+
+    # The samples beat takes, and the fill of this very moment.
+    buffer_points = [*selectors.buffer_series(minutes=60), (timezone.now(), buffer["utilization"])]
     return {
         "buffer": buffer,
         "buffer_percent": _percent(buffer["utilization"]),
