@@ -49,12 +49,15 @@ class ChangeRequestForm(forms.Form):
     rollback_plan = _text(required=False, help_text="Procedure to revert the change if needed.")
     scheduled_start = forms.DateTimeField(required=False, widget=DateTimeLocalInput(), label="Window start")
     scheduled_end = forms.DateTimeField(required=False, widget=DateTimeLocalInput(), label="Window end")
+    incident = forms.CharField(required=False, max_length=24, label="Related incident",
+                               help_text="INC-YYYYMMDD-NNNN, when the change remediates an incident.")
 
     def __init__(self, *args, change: ChangeRequest | None = None, **kwargs):
         if change is not None and "initial" not in kwargs:
             kwargs["initial"] = {name: getattr(change, name) for name in self.base_fields}
             kwargs["initial"]["standard_kind"] = change.standard_kind.key if change.standard_kind else None
             kwargs["initial"]["affected_systems"] = "\n".join(change.affected_systems)
+            kwargs["initial"]["incident"] = change.incident.incident_id if change.incident else ""
             for name in ("scheduled_start", "scheduled_end"):
                 if kwargs["initial"][name]:
                     kwargs["initial"][name] = timezone.localtime(kwargs["initial"][name])
@@ -89,10 +92,17 @@ class EmergencyForm(forms.Form):
     verbal_approval_notes = _text(2, required=False, label="Approval notes", help_text="How and when they approved.")
     expected_end = forms.DateTimeField(required=False, widget=DateTimeLocalInput(),
                                        help_text="When the work should be done (default: in 2 hours).")
+    incident = forms.ModelChoiceField(queryset=None, required=False, to_field_name="incident_id",
+                                      label="Incident remediated", help_text="Open incidents; it is reviewed in the "
+                                                                             "incident's post-incident review.")
 
     def __init__(self, *args, **kwargs):
+        from incidents.choices import ACTIVE_STATUSES
+        from incidents.models import Incident
+
         super().__init__(*args, **kwargs)
         self.fields["verbal_approver"].queryset = on_call_managers()
+        self.fields["incident"].queryset = Incident.objects.filter(status__in=ACTIVE_STATUSES).order_by("-declared_at")
 
 
 def _points_field(items, label: str) -> forms.MultipleChoiceField:

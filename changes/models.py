@@ -127,6 +127,8 @@ class ChangeRequest(ConcurrentTransitionMixin, models.Model):
     on_call_engineer = models.CharField(max_length=150, blank=True, help_text="Who was on call when it was declared.")
     formal_request_at = models.DateTimeField(null=True, blank=True,
                                              help_text="When the formal change request was completed.")
+    incident = models.ForeignKey("incidents.Incident", null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="changes", help_text="The incident this change remediates.")
 
     class Meta:
         ordering = ["-created_at", "-id"]

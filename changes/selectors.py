@@ -17,7 +17,12 @@ def change_list() -> QuerySet[ChangeRequest]:
 
 
 def change_get(change_id: str) -> ChangeRequest | None:
-    return change_list().filter(change_id=change_id).first()
+    return change_list().select_related("incident").filter(change_id=change_id).first()
+
+
+def incident_changes(incident) -> QuerySet[ChangeRequest]:
+    """Changes linked to an incident (the emergency changes that remediated it), for its post-incident review."""
+    return change_list().filter(incident=incident).order_by("created_at", "id")
 
 
 @dataclass(frozen=True)

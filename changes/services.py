@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from django_fsm import can_proceed, has_transition_perm
+from django_fsm import can_proceed
 
 from opsconsole.audit import audit_record
 from opsconsole.errors import ApplicationError
@@ -30,7 +30,7 @@ from .systems import systems_normalize
 FORM_INPUT_FIELDS = [
     "title", "change_type", "standard_kind", "priority", "description", "business_justification", "technical_details",
     "affected_systems", "impact", "likelihood", "risk_assessment", "testing_performed", "implementation_plan",
-    "rollback_plan", "scheduled_start", "scheduled_end",
+    "rollback_plan", "scheduled_start", "scheduled_end", "incident",
 ]
 _CHOICES = {"change_type": ChangeType, "priority": Priority, "impact": Impact, "likelihood": Likelihood}
 _LABELS = {item.key: item.label for items in PRE_IMPLEMENTATION_CHECKLIST.values() for item in items}
@@ -96,12 +96,6 @@ def transition_refusal(change: ChangeRequest, name: str, user) -> ApplicationErr
     return None
 
 
-def available_transitions(change: ChangeRequest, user) -> list[str]:
-    """Transitions `user` may run now (state, permission and conditions), for buttons and the API."""
-    names = [t.name for t in change.get_available_user_status_transitions(user)]
-    return [n for n in names if transition_refusal(change, n, user) is None]
-
-
 def _transition(change: ChangeRequest, name: str, actor, *, reason: str = "", message: str = "",
                 details: dict | None = None) -> ChangeRequest:
     refusal = transition_refusal(change, name, actor)
@@ -155,6 +149,8 @@ def _clean_form(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
                     raise ApplicationError(f"standard_kind: '{value}' is not in the catalogue of pre-approved changes.",
                                            extra={"field": key})
                 clean[key] = kind
+        elif key == "incident":
+            clean[key] = _incident(value)
         elif key in ("scheduled_start", "scheduled_end"):
             if value is not None and not isinstance(value, datetime):
                 raise ApplicationError(f"{key}: expected a date and time.", extra={"field": key})
@@ -170,6 +166,31 @@ def _clean_form(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
     if clean.get("change_type") == ChangeType.EMERGENCY:
         raise ApplicationError("Emergency changes are declared (emergency_change_declare), not raised as a form.")
     return clean
+
+
+def _incident(value):
+    """An Incident, from itself or its INC-... id; None clears the link."""
+    from incidents.models import Incident
+
+    if value in (None, ""):
+        return None
+    if isinstance(value, Incident):
+        return value
+    incident = Incident.objects.filter(incident_id=str(value).strip()).first()
+    if incident is None:
+        raise ApplicationError(f"incident: no incident '{value}'.", extra={"field": "incident"})
+    return incident
+
+
+def _incident_note(change: ChangeRequest, actor) -> None:
+    """Say on the incident's own timeline that a change is linked to it (it is reviewed in its post-incident review)."""
+    from incidents.choices import TimelineKind as IncidentTimelineKind
+    from incidents.timeline import timeline_add
+
+    what = "Emergency change" if change.is_emergency else "Change"
+    timeline_add(incident=change.incident, kind=IncidentTimelineKind.NOTE, actor=actor,
+                 message=f"{what} {change.change_id} linked: {change.title}",
+                 details={"change": change.change_id, "change_type": change.change_type})
 
 
 def _check_window(change: ChangeRequest) -> None:
@@ -191,6 +212,8 @@ def change_create(*, actor, data: dict[str, Any]) -> ChangeRequest:
     _event(change, actor, TimelineKind.CREATED, f"Change request raised as {change.get_change_type_display()}",
            to_state=change.status)
     _audit(change, actor, "create", details={"type": change.change_type, "risk": change.risk_level})
+    if change.incident_id:
+        _incident_note(change, actor)
     return change
 
 
@@ -207,9 +230,10 @@ def change_update(*, change: ChangeRequest, actor, data: dict[str, Any]) -> Chan
     if change.is_emergency and "change_type" in clean:
         raise ApplicationError("An emergency change stays an emergency change.")
     changed = {}
+    incident_before = change.incident_id
     for key, value in clean.items():
         if getattr(change, key) != value:
-            changed[key] = str(value) if key == "standard_kind" else value
+            changed[key] = str(value) if key in ("standard_kind", "incident") else value
             setattr(change, key, value)
     if change.change_type != ChangeType.STANDARD:
         change.standard_kind = None
@@ -219,6 +243,8 @@ def change_update(*, change: ChangeRequest, actor, data: dict[str, Any]) -> Chan
         _event(change, actor, TimelineKind.EDITED, "Edited: " + ", ".join(sorted(changed)),
                details={"fields": sorted(changed)})
         _audit(change, actor, "update", details={"fields": sorted(changed)})
+    if change.incident_id and change.incident_id != incident_before:
+        _incident_note(change, actor)
     return change
 
 
@@ -513,10 +539,8 @@ def change_note_add(*, change: ChangeRequest, actor, text: str) -> ChangeEvent:
 
 def _on_call_engineer_name(at: datetime) -> str:
     """Who the incident rota names as on call at `at`, if the rota is set up."""
-    try:
-        from incidents.oncall import on_call_engineer
-    except ImportError:
-        return ""
+    from incidents.oncall import on_call_engineer
+
     person = on_call_engineer(at)
     if person is None:
         return ""
@@ -528,7 +552,9 @@ def emergency_change_declare(*, actor, title: str, description: str, affected_sy
                              impact: str, likelihood: str, verbal_approval_notes: str = "",
                              expected_end: datetime | None = None, incident=None) -> ChangeRequest:
     """Declare an emergency change (Emergency Change Process): the on-call manager's verbal approval is
-    recorded and implementation starts at once. The formal change request is due within 24 hours."""
+    recorded and implementation starts at once. The formal change request is due within 24 hours.
+    `incident` (an Incident or its INC-... id) is the incident it remediates: the link is noted on the
+    incident's timeline, and the change is listed for its post-incident review."""
     if not perms.may_raise(actor):
         raise ApplicationError("Your role does not allow declaring emergency changes.", status_code=403)
     if verbal_approver is None or not perms.is_on_call_manager(verbal_approver):
@@ -538,7 +564,7 @@ def emergency_change_declare(*, actor, title: str, description: str, affected_sy
         raise ApplicationError("Someone other than the declarer must give the verbal approval.",
                                extra={"field": "verbal_approver"})
     clean = _clean_form({"title": title, "description": description, "affected_systems": affected_systems,
-                         "impact": impact, "likelihood": likelihood}, partial=False)
+                         "impact": impact, "likelihood": likelihood, "incident": incident}, partial=False)
     if not clean["description"]:
         raise ApplicationError("description: say what is being changed and why.", extra={"field": "description"})
     if not clean["affected_systems"]:
@@ -556,16 +582,17 @@ def emergency_change_declare(*, actor, title: str, description: str, affected_sy
                            verbal_approver=verbal_approver, verbal_approved_at=now,
                            verbal_approval_notes=(verbal_approval_notes or "").strip(),
                            on_call_engineer=_on_call_engineer_name(now), **clean)
-    if incident is not None:
-        change.incident = incident
     change.save()
     _event(change, actor, TimelineKind.EMERGENCY,
            f"Emergency change declared; verbal approval by {verbal_approver.get_username()} (on-call manager)"
            + (f": {change.verbal_approval_notes}" if change.verbal_approval_notes else ""),
            details={"verbal_approver": verbal_approver.get_username(), "on_call_engineer": change.on_call_engineer,
-                    "incident": getattr(incident, "pk", None) and str(incident)})
+                    "incident": change.incident.incident_id if change.incident else None})
     _audit(change, actor, "emergency.declare", reason=change.verbal_approval_notes,
-           details={"verbal_approver": verbal_approver.get_username(), "incident": str(incident) if incident else None})
+           details={"verbal_approver": verbal_approver.get_username(),
+                    "incident": change.incident.incident_id if change.incident else None})
+    if change.incident:
+        _incident_note(change, actor)
     change = _transition(change, "declare", actor, message="Implementation in progress (emergency)")
     _record_conflicts(change, actor)
     return change

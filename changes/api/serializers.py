@@ -24,6 +24,7 @@ class ChangeRequestListSerializer(serializers.ModelSerializer):
     requester = serializers.SerializerMethodField()
     standard_kind = serializers.SlugRelatedField(slug_field="key", read_only=True)
     risk_class = serializers.CharField(source="risk_class_name", read_only=True)
+    incident = serializers.SlugRelatedField(slug_field="incident_id", read_only=True)
     formal_request_due_at = serializers.DateTimeField(read_only=True)
     formal_request_overdue = serializers.SerializerMethodField()
     post_review_due_at = serializers.DateTimeField(read_only=True)
@@ -33,7 +34,7 @@ class ChangeRequestListSerializer(serializers.ModelSerializer):
         model = ChangeRequest
         fields = ["change_id", "title", "change_type", "standard_kind", "status", "priority", "requester", "created_at",
                   "impact", "likelihood", "risk_level", "risk_class", "affected_systems", "scheduled_start",
-                  "scheduled_end", "formal_request_due_at", "formal_request_overdue", "post_review_due_at",
+                  "scheduled_end", "incident", "formal_request_due_at", "formal_request_overdue", "post_review_due_at",
                   "post_review_overdue"]
 
     def get_requester(self, change) -> str | None:
@@ -150,6 +151,8 @@ class ChangeRequestInputSerializer(serializers.Serializer):
     rollback_plan = serializers.CharField(required=False, allow_blank=True)
     scheduled_start = serializers.DateTimeField(required=False, allow_null=True)
     scheduled_end = serializers.DateTimeField(required=False, allow_null=True)
+    incident = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                     help_text="INC-YYYYMMDD-NNNN of the incident this change remediates.")
 
 
 class ChangeReasonInput(serializers.Serializer):
@@ -223,3 +226,5 @@ class ChangeEmergencyInput(serializers.Serializer):
                                                    help_text="Username of the on-call manager who approved verbally.")
     verbal_approval_notes = serializers.CharField(required=False, allow_blank=True, default="")
     expected_end = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    incident = serializers.CharField(required=False, allow_blank=True, allow_null=True, default=None,
+                                     help_text="INC-YYYYMMDD-NNNN of the incident this change remediates.")

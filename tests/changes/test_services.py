@@ -402,3 +402,16 @@ def test_notes_go_on_the_timeline(flow, people):
     services.change_note_add(change=change, actor=people.requester, text="Checkpoint 1 passed.")
     assert change.timeline.last().message == "Checkpoint 1 passed."
     refused(lambda: services.change_note_add(change=change, actor=people.viewer, text="hi"))
+
+
+def test_emergency_change_linked_to_the_incident_it_remediates(flow, people):
+    from changes.selectors import incident_changes
+    from incidents.services import incident_declare
+
+    incident = incident_declare(actor=people.oncall, severity="P2", summary="Gamma deliveries failing")
+    change = flow.emergency(incident=incident.incident_id)
+    assert change.incident == incident
+    assert list(incident_changes(incident)) == [change]
+    note = incident.timeline.filter(details__change=change.change_id).get()
+    assert note.message == f"Emergency change {change.change_id} linked: {change.title}"
+    assert "no incident" in refused(lambda: flow.emergency(incident="INC-20000101-0001"), 400)

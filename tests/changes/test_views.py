@@ -169,3 +169,17 @@ def test_weekly_review_page(consoles, flow):
 
 def test_anonymous_goes_to_login(client, db):
     assert client.get("/changes/")["Location"].startswith("/login/")
+
+
+def test_emergency_page_links_the_incident(consoles, people):
+    from incidents.services import incident_declare
+
+    incident = incident_declare(actor=people.oncall, severity="P1", summary="Alpha ingestion stopped")
+    consoles["oncall"].post("/changes/emergency/", {
+        "title": "Restart Alpha with fixed parser", "description": "Parser fix.", "affected_systems": "alpha",
+        "impact": "high", "likelihood": "low", "verbal_approver": people.director.pk,
+        "incident": incident.incident_id})
+    change = ChangeRequest.objects.get(title="Restart Alpha with fixed parser")
+    assert change.incident == incident
+    page = consoles["viewer"].get(f"/changes/{change.change_id}/").content.decode()
+    assert f'href="/incidents/{incident.incident_id}/"' in page and "post-incident review" in page
