@@ -211,6 +211,8 @@ def smoke(var_dir: Path, log: Path) -> None:
             raise SmokeFailure(f"processes still running {STOP_TIMEOUT:.0f}s after SIGINT (killed now):\n{shown}")
     if port_in_use():
         raise SmokeFailure(f"{HOST}:{PORT} still answers after make run stopped")
+    if "all processes stopped" not in log.read_text(errors="replace"):
+        raise SmokeFailure("the supervisor did not report a clean stop ('all processes stopped')")
     print(f"smoke: make run stopped cleanly (status {make.returncode}); all {len(snapshot)} processes gone", flush=True)
 
 
