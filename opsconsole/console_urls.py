@@ -19,7 +19,7 @@ urlpatterns = [
     path("batches/<uuid:batch_id>/", views.BatchDetailView.as_view(), name="batch-detail"),
     path("rules/", views.TransformRuleListView.as_view(), name="rules"),
     path("destinations/", views.DestinationListView.as_view(), name="destinations"),
-    path("dlq/", views.DeadLetterListView.as_view(), name="dlq"),
+    path("", include("delivery.urls")),  # Gamma: DLQ review, circuit breakers, destination pages, dashboard
     path("reconciliation/", views.ReconciliationView.as_view(), name="reconciliation"),
     path("config/versions/", views.ConfigVersionListView.as_view(), name="config-versions"),
     path("config/reload/", views.ConfigReloadView.as_view(), name="config-reload"),

@@ -8,7 +8,6 @@ from django.views.generic import TemplateView
 from configuration.selectors import config_version_list
 from configuration.services import ConfigInvalid, config_reload
 from delivery import selectors as delivery_selectors
-from delivery.filtersets import DeadLetterFilterSet
 from ingestion import selectors as ingestion_selectors
 from ingestion.choices import RecordStatus
 from ingestion.filtersets import BatchFilterSet, ValidationFailureFilterSet
@@ -277,7 +276,7 @@ class DestinationListView(ConsoleListView):
     paginate_by = None
     empty = "No destinations configured."
     columns = [
-        Column("Destination", "destination_id"),
+        Column("Destination", "destination_id", link=lambda d: reverse("console:destination-detail", args=[d.destination_id])),
         Column("Type", "destination_type"),
         Column("Enabled", "enabled", "bool"),
         Column("Config", "config_version", "number"),
@@ -303,29 +302,6 @@ class DestinationListView(ConsoleListView):
 
     def get_base_queryset(self):
         return delivery_selectors.destination_list()
-
-
-class DeadLetterListView(ConsoleListView):
-    title = "Dead letter queue"
-    nav = "dlq"
-    filterset_class = DeadLetterFilterSet
-    empty = "The dead letter queue is empty."
-    columns = [
-        Column("Last failed", "last_failed_at", "time"),
-        Column("Source", "source_id", link=source_url),
-        Column("Destination", "destination_id"),
-        Column("Category", "category", "status"),
-        Column("Reason", "reason", "code"),
-        Column("Attempts", "attempts", "number"),
-        Column("Retry eligible", "retry_eligible", "bool"),
-        Column("State", "state"),
-        Column("Batch", "batch_id", "short", link=batch_url),
-        Column("Record", "record_id", "short"),
-        Column("First failed", "first_failed_at", "time"),
-    ]
-
-    def get_base_queryset(self):
-        return delivery_selectors.dead_letter_list()
 
 
 class ReconciliationView(ConsoleListView):
