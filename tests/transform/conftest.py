@@ -7,8 +7,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from transform.cache import PREFIX, cache_store
+
+# No example database on disk (nothing to clean up in the work tree), no wall-clock deadline on a busy CI.
+hypothesis_settings.register_profile("opsconsole", database=None, deadline=None)
+hypothesis_settings.load_profile("opsconsole")
 
 CUSTOMERS = {
     "C1": {"customer_id": "C1", "segment": "retail", "region": "EU", "tier": 1},

@@ -34,14 +34,11 @@ def test_postgresql_table_enrichment_merges_selected_fields(reference_db):
     again = rules.apply_batch([{"customer_id": "C1"}, {"customer_id": "C9"}])
     assert again.enrichment["customer_db"].hit == 2  # found and not-found answers are both cached
     assert cache_store().count("customer_db") == 3
-
-
-def test_postgresql_query_source_and_int_keys(reference_db):
-    spec = postgres_source(reference_db, lookup={
+    # The same table through a query, with integer keys.
+    spec = postgres_source(reference_db, enrichment_id="tiers", lookup={
         "query": "SELECT tier, region FROM customers WHERE tier = ANY(%(keys)s)", "key_column": "tier",
         "key_type": "int"})
-    registry = EnrichmentRegistry([spec])
-    answers, _ = lookup_all(registry, "customer_db", ["2", "7", "x"])
+    answers, _ = lookup_all(EnrichmentRegistry([spec]), "tiers", ["2", "7", "x"])
     assert answers["2"] == ({"tier": 2, "region": "US"}, None, False)
     assert answers["7"] == (None, None, False) and answers["x"] == (None, None, False)
 
