@@ -13,7 +13,7 @@ from .servers import make_record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-TOTAL = 240
+TOTAL = 150
 ARCHIVE = {**FILE_DESTINATION, "authorization": {"data_classification": "internal", "allowed_sources": ["rest_src"]}}
 
 
@@ -24,11 +24,11 @@ def settled() -> bool:
 
 def test_beat_polls_through_a_worker_kill_without_gaps_or_repeats(source_api, apply_config, celery_worker_process):
     source_api.add([make_record(i) for i in range(TOTAL // 2)])
-    # One page of 30 per poll, one poll a second: the run lasts long enough to be cut in the middle.
-    apply_config(sources=[rest_source(source_api, batch_size=30, interval=1, polling={"max_pages": 1})],
+    # One page of 25 per poll, one poll a second: the run lasts long enough to be cut in the middle.
+    apply_config(sources=[rest_source(source_api, batch_size=25, interval=1, polling={"max_pages": 1})],
                  destinations=[ARCHIVE], routes=[ROUTE_ALL_TO_ARCHIVE])
     worker = celery_worker_process()
-    wait_for(lambda: Record.objects.count() >= 40, timeout=60, message="first polls", on_fail=worker.log_tail)
+    wait_for(lambda: Record.objects.count() >= 25, timeout=60, message="first polls", on_fail=worker.log_tail)
     worker.kill()
     at_kill = Record.objects.count()
     assert at_kill < TOTAL // 2, "the worker took everything before it was killed; the test proves nothing"
