@@ -8,8 +8,19 @@ from django.utils.html import format_html
 from opsconsole.audit import audit_record
 
 from .models import (
-    ActionItem, AffectedComponent, Communication, Escalation, EscalationTimer, Incident, Notification, OnCallOverride,
-    OnCallRota, OnCallRotaMember, PostIncidentReview, Responder, TimelineEntry,
+    ActionItem,
+    AffectedComponent,
+    Communication,
+    Escalation,
+    EscalationTimer,
+    Incident,
+    Notification,
+    OnCallOverride,
+    OnCallRota,
+    OnCallRotaMember,
+    PostIncidentReview,
+    Responder,
+    TimelineEntry,
 )
 
 

@@ -60,7 +60,7 @@ def _parse_days(value) -> frozenset[int]:
             days.add(int(item))
         elif "-" in item:
             first, last = (DAY_NAMES.index(x[:3]) for x in item.split("-", 1))
-            days.update(range(first, last + 1) if first <= last else [*range(first, 7), *range(0, last + 1)])
+            days.update(range(first, last + 1) if first <= last else [*range(first, 7), *range(last + 1)])
         else:
             days.add(DAY_NAMES.index(item[:3]))
     if not days or not days <= set(range(7)):

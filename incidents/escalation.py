@@ -25,7 +25,14 @@ from .choices import ACTIVE_STATUSES, EscalationTrigger, TimelineKind, TimerKind
 from .models import Escalation, EscalationTimer, Incident, Responder
 from .notifications import incident_url, notifications_queue
 from .oncall import on_call_engineer
-from .policy import ESCALATION_MATRIX, LEVEL_LABELS, SEVERITY_DEFINITIONS, escalation_due, escalation_levels, requirements
+from .policy import (
+    ESCALATION_MATRIX,
+    LEVEL_LABELS,
+    SEVERITY_DEFINITIONS,
+    escalation_due,
+    escalation_levels,
+    requirements,
+)
 from .timeline import actor_label, timeline_add
 
 logger = logging.getLogger(__name__)

@@ -4,7 +4,14 @@ from django.contrib.auth import get_user_model
 
 from opsconsole import roles
 
-from .choices import Audience, CommunicationKind, DetectionSource, ManualEscalationReason, PipelineModule, Severity
+from .choices import (
+    Audience,
+    CommunicationKind,
+    DetectionSource,
+    ManualEscalationReason,
+    PipelineModule,
+    Severity,
+)
 from .policy import SEVERITY_DEFINITIONS
 
 User = get_user_model()

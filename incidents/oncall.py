@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -124,7 +125,7 @@ def on_call_schedule(start: datetime, end: datetime) -> list[OnCallShift]:
         edges.update(t for t in (o.starts_at, o.ends_at) if start < t < end)
     points = sorted(edges)
     shifts: list[OnCallShift] = []
-    for begin, finish in zip(points, points[1:]):
+    for begin, finish in pairwise(points):
         override = next((o for o in overrides if o.starts_at <= begin and o.ends_at > begin), None)
         user = override.user if override else _rota_shift(rota, members, begin).user
         last = shifts[-1] if shifts else None

@@ -4,11 +4,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Case, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Value, When
+from django.db.models import (
+    Case,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.utils import timezone
 
-from .choices import ACTIVE_STATUSES, ActionItemStatus, Audience, IncidentStatus, NotificationChannel, ReviewStatus
-from .models import ActionItem, Incident, Notification, PostIncidentReview, TimelineEntry
+from .choices import (
+    ACTIVE_STATUSES,
+    ActionItemStatus,
+    Audience,
+    IncidentStatus,
+    NotificationChannel,
+    ReviewStatus,
+)
+from .models import (
+    ActionItem,
+    Incident,
+    Notification,
+    PostIncidentReview,
+    TimelineEntry,
+)
 
 
 @dataclass(frozen=True)

@@ -23,18 +23,42 @@ from opsconsole.errors import ApplicationError
 
 from .business_hours import business_days_deadline
 from .choices import (
-    ACTIVE_STATUSES, ActionItemStatus, Audience, CommunicationKind, ComponentKind, DetectionSource, EscalationTrigger,
-    IncidentStatus, ManualEscalationReason, PipelineModule, ReviewStatus, Severity, TimelineKind, TimerKind,
+    ACTIVE_STATUSES,
+    ActionItemStatus,
+    Audience,
+    CommunicationKind,
+    ComponentKind,
+    DetectionSource,
+    EscalationTrigger,
+    IncidentStatus,
+    ManualEscalationReason,
+    PipelineModule,
+    ReviewStatus,
+    Severity,
+    TimelineKind,
+    TimerKind,
 )
 from .communications import communication_render
-from .escalation import escalation_engage, escalation_next, role_members, timers_cancel, timers_schedule
+from .escalation import (
+    escalation_engage,
+    escalation_next,
+    role_members,
+    timers_cancel,
+    timers_schedule,
+)
 from .models import (
-    ActionItem, AffectedComponent, Communication, Incident, IncidentDaySequence, PostIncidentReview, Responder,
+    ActionItem,
+    AffectedComponent,
+    Communication,
+    Incident,
+    IncidentDaySequence,
+    PostIncidentReview,
+    Responder,
     TimelineEntry,
 )
 from .notifications import notifications_queue
 from .policy import EXECUTIVE_ROLES, SEVERITY_DEFINITIONS, requirements
-from .timeline import actor_label, actor_user, timeline_add
+from .timeline import actor_user, timeline_add
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -329,7 +353,7 @@ def pipeline_evidence() -> dict:
 
         status = pipeline_status()
         return {"pipeline_status": status.level, "reasons": status.reasons}
-    except Exception as exc:  # evidence only: never block a resolution on the status query
+    except Exception as exc:  # noqa: BLE001 - evidence only: never block a resolution on the status query
         logger.warning("pipeline status unavailable for resolution evidence: %s", exc, extra={"component": "incidents"})
         return {"pipeline_status": "unknown"}
 
@@ -491,7 +515,7 @@ def incident_update(*, actor, incident: Incident, now: datetime | None = None, *
     incident.save()
     timeline_add(incident=incident, kind=TimelineKind.UPDATE, actor=actor, at=now,
                  message="Updated " + ", ".join(name.replace("_", " ") for name in changed), details=changed)
-    _audit(actor, "incident.update", incident, **{"changed": sorted(changed)})
+    _audit(actor, "incident.update", incident, changed=sorted(changed))
     return incident
 
 

@@ -14,7 +14,13 @@ from django.views import View
 from django.views.generic import FormView, TemplateView
 from django_fsm import can_proceed
 
-from opsconsole.console import Column, ConsoleListView, ConsolePageMixin, OperatorRequiredMixin, Table
+from opsconsole.console import (
+    Column,
+    ConsoleListView,
+    ConsolePageMixin,
+    OperatorRequiredMixin,
+    Table,
+)
 from opsconsole.errors import ApplicationError
 from opsconsole.roles import is_operator
 
@@ -26,11 +32,24 @@ from .escalation import escalation_state
 from .filtersets import IncidentFilterSet
 from .models import ActionItem, Incident, Notification, OnCallOverride
 from .notifications import notification_mark_read
-from .oncall import active_rota, on_call_schedule, on_call_shift, oncall_override_create, oncall_override_delete, oncall_rota_set
+from .oncall import (
+    active_rota,
+    on_call_schedule,
+    on_call_shift,
+    oncall_override_create,
+    oncall_override_delete,
+    oncall_rota_set,
+)
 from .policy import LEVEL_LABELS, SEVERITY_DEFINITIONS, requirements
 from .selectors import (
-    action_item_list, console_notifications_for, incident_due_items, incident_get, incident_list, incident_review,
-    incident_timeline, overdue_action_items_q,
+    action_item_list,
+    console_notifications_for,
+    incident_due_items,
+    incident_get,
+    incident_list,
+    incident_review,
+    incident_timeline,
+    overdue_action_items_q,
 )
 
 SEVERITY_CLASS = {"P1": "bad", "P2": "bad", "P3": "warn", "P4": "muted"}

@@ -6,12 +6,25 @@ from rest_framework import serializers
 from opsconsole import roles
 
 from ..choices import (
-    Audience, CommunicationKind, ComponentKind, DetectionSource, ManualEscalationReason, Severity,
+    Audience,
+    CommunicationKind,
+    ComponentKind,
+    DetectionSource,
+    ManualEscalationReason,
+    Severity,
 )
 from ..escalation import escalation_state
 from ..models import (
-    ActionItem, AffectedComponent, Communication, Escalation, Incident, Notification, OnCallOverride,
-    PostIncidentReview, Responder, TimelineEntry,
+    ActionItem,
+    AffectedComponent,
+    Communication,
+    Escalation,
+    Incident,
+    Notification,
+    OnCallOverride,
+    PostIncidentReview,
+    Responder,
+    TimelineEntry,
 )
 from ..notifications import incident_url
 from ..policy import SEVERITY_DEFINITIONS

@@ -1,7 +1,14 @@
 """Incident response models (manual: "Incident Response")."""
 from .communication import Communication, Notification
 from .escalation import EscalationTimer
-from .incident import AffectedComponent, Escalation, Incident, IncidentDaySequence, Responder, TimelineEntry
+from .incident import (
+    AffectedComponent,
+    Escalation,
+    Incident,
+    IncidentDaySequence,
+    Responder,
+    TimelineEntry,
+)
 from .oncall import OnCallOverride, OnCallRota, OnCallRotaMember
 from .review import ActionItem, PostIncidentReview
 

@@ -7,7 +7,13 @@ from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
 from opsconsole.roles import is_operator
 
 from ..choices import (
-    ACTIVE_STATUSES, ComponentKind, DetectionSource, EscalationTrigger, IncidentStatus, Severity, TimelineKind,
+    ACTIVE_STATUSES,
+    ComponentKind,
+    DetectionSource,
+    EscalationTrigger,
+    IncidentStatus,
+    Severity,
+    TimelineKind,
 )
 
 
@@ -106,9 +112,7 @@ class Incident(FSMModelMixin, models.Model):
             review = getattr(self, "review", None)
             if review is None or review.status != "published":
                 return False
-        if needs.notification_audience and not self.communications.filter(kind="resolution").exists():
-            return False
-        return True
+        return not (needs.notification_audience and not self.communications.filter(kind="resolution").exists())
 
     def not_closed(self) -> bool:
         """the incident is not closed"""

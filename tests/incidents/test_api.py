@@ -11,7 +11,7 @@ from incidents.models import Incident, Notification
 from tests.conftest import client_for, make_user
 
 pytestmark = pytest.mark.django_db
-ALL_CRITERIA = dict(root_cause_addressed=True, processing_resumed=True, metrics_normal=True, no_customer_impact=True)
+ALL_CRITERIA = {"root_cause_addressed": True, "processing_resumed": True, "metrics_normal": True, "no_customer_impact": True}
 ACTIONS = ["investigate", "mitigate", "resolve", "reopen", "close", "reclassify", "escalate", "impact-expanded",
            "data-loss", "edit", "notes", "responders", "components", "communications", "review", "review/publish",
            "review/action-items"]

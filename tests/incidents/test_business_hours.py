@@ -6,7 +6,11 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from incidents.business_hours import (
-    business_days_deadline, business_deadline, business_hours_between, is_business_time, next_business_start,
+    business_days_deadline,
+    business_deadline,
+    business_hours_between,
+    is_business_time,
+    next_business_start,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")

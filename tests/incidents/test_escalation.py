@@ -9,7 +9,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from incidents import services as s
-from incidents.choices import EscalationTrigger, TimerKind
+from incidents.choices import TimerKind
 from incidents.escalation import escalation_timers_fire_due
 from incidents.models import Escalation, EscalationTimer, Incident
 from incidents.tasks import incidents_escalate_due
@@ -144,7 +144,7 @@ def test_concurrent_runs_fire_each_escalation_exactly_once(people, rota):
         try:
             barrier.wait()
             fired.append(escalation_timers_fire_due(now=due))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - re-raised in the test thread
             errors.append(exc)
         finally:
             connection.close()

@@ -7,8 +7,9 @@ from django.db import connection
 
 from incidents import services as s
 from incidents.models import Incident
+from opsconsole.errors import ApplicationError
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def run_threads(count: int, work) -> list:
@@ -19,7 +20,7 @@ def run_threads(count: int, work) -> list:
         try:
             barrier.wait()
             results.extend(work(i))
-        except Exception as exc:  # surfaced below
+        except Exception as exc:  # noqa: BLE001 - surfaced below
             errors.append(exc)
         finally:
             connection.close()
@@ -33,6 +34,7 @@ def run_threads(count: int, work) -> list:
     return results
 
 
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_declarations_get_distinct_consecutive_ids(people):
     day = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 
@@ -56,6 +58,6 @@ def test_sequences_are_per_day_in_the_configured_zone(people, settings):
 
 def test_a_rolled_back_declaration_leaves_no_trace(people):
     day = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
-    with pytest.raises(Exception):
+    with pytest.raises(ApplicationError):
         s.incident_declare(actor=people.ops1, severity="P4", summary="x", components=[("source", "missing")], now=day)
     assert s.incident_declare(actor=people.ops1, severity="P4", summary="y", now=day).incident_id == "INC-20250304-0001"

@@ -12,7 +12,11 @@ from django.utils import timezone
 from incidents import services as s
 from incidents.choices import NotificationStatus
 from incidents.models import Notification
-from incidents.notifications import notification_mark_read, notification_send, notifications_send_due
+from incidents.notifications import (
+    notification_mark_read,
+    notification_send,
+    notifications_send_due,
+)
 from opsconsole.errors import ApplicationError
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,12 @@ import pytest
 
 from incidents.models import OnCallOverride
 from incidents.oncall import (
-    on_call_engineer, on_call_schedule, on_call_shift, oncall_override_create, oncall_override_delete, oncall_rota_set,
+    on_call_engineer,
+    on_call_schedule,
+    on_call_shift,
+    oncall_override_create,
+    oncall_override_delete,
+    oncall_rota_set,
 )
 from opsconsole import roles
 from opsconsole.errors import ApplicationError

@@ -6,12 +6,24 @@ from django.core import mail
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from incidents import services as s
 from incidents.choices import EscalationTrigger, IncidentStatus, TimelineKind, TimerKind
 from incidents.communications import communication_render
-from incidents.models import ActionItem, AffectedComponent, Communication, EscalationTimer, Incident, Notification, PostIncidentReview
+from incidents.models import (
+    ActionItem,
+    AffectedComponent,
+    EscalationTimer,
+    Incident,
+    Notification,
+    PostIncidentReview,
+)
 from incidents.notifications import notifications_send_due
-from incidents.selectors import incident_due_items, incident_list, overdue_action_items_q, overdue_q
-from incidents import services as s
+from incidents.selectors import (
+    incident_due_items,
+    incident_list,
+    overdue_action_items_q,
+    overdue_q,
+)
 from opsconsole.errors import ApplicationError
 from opsconsole.models import AuditEntry
 from tests.conftest import FILE_DESTINATION, PUSH_SOURCE, ROUTE_ALL_TO_ARCHIVE
@@ -19,7 +31,7 @@ from tests.conftest import FILE_DESTINATION, PUSH_SOURCE, ROUTE_ALL_TO_ARCHIVE
 from .conftest import MONDAY_10
 
 pytestmark = pytest.mark.django_db
-ALL_CRITERIA = dict(root_cause_addressed=True, processing_resumed=True, metrics_normal=True, no_customer_impact=True)
+ALL_CRITERIA = {"root_cause_addressed": True, "processing_resumed": True, "metrics_normal": True, "no_customer_impact": True}
 
 
 def declare(actor, severity="P2", now=MONDAY_10, **kw):

@@ -7,7 +7,7 @@ from incidents.models import Incident
 from opsconsole.errors import ApplicationError
 
 pytestmark = pytest.mark.django_db
-ALL_CRITERIA = dict(root_cause_addressed=True, processing_resumed=True, metrics_normal=True, no_customer_impact=True)
+ALL_CRITERIA = {"root_cause_addressed": True, "processing_resumed": True, "metrics_normal": True, "no_customer_impact": True}
 
 # status -> {transition: target}; everything else is forbidden from that status.
 ALLOWED = {

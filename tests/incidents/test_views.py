@@ -12,7 +12,7 @@ from incidents.models import Incident, Notification, OnCallOverride
 from opsconsole.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
-ALL_CRITERIA = dict(root_cause_addressed=True, processing_resumed=True, metrics_normal=True, no_customer_impact=True)
+ALL_CRITERIA = {"root_cause_addressed": True, "processing_resumed": True, "metrics_normal": True, "no_customer_impact": True}
 
 
 def login(user) -> Client:
