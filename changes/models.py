@@ -272,7 +272,8 @@ class ChangeRequest(ConcurrentTransitionMixin, models.Model):
     # Transitions ----------------------------------------------------------------------------------
 
     @transition(field=status, source=ChangeState.DRAFT, target=ChangeState.SUBMITTED,
-                conditions=[not_emergency, form_complete, window_valid, standard_fits], permission=perms.may_submit)
+                conditions=[not_emergency, form_complete, window_valid, window_not_over, standard_fits],
+                permission=perms.may_submit)
     def submit(self):
         self.submitted_at = timezone.now()
 

@@ -188,6 +188,12 @@ def test_submit_names_what_is_missing(flow, people):
     assert "Complete the change request form first" in message
 
 
+def test_submit_refuses_a_window_that_has_ended(flow, people):
+    start, end = window(hours_from_now=-5)
+    change = flow.draft(scheduled_start=start, scheduled_end=end)
+    assert "must not have ended" in refused(lambda: services.change_submit(change=change, actor=people.requester), 409)
+
+
 def test_bad_form_input_is_a_400(people):
     refused(lambda: services.change_create(actor=people.requester, data=form(impact="huge")), 400)
     refused(lambda: services.change_create(actor=people.requester, data=form(affected_systems=["planet:mars"])), 400)
