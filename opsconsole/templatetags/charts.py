@@ -67,10 +67,10 @@ def bar_chart(categories: Sequence[str], series: Sequence[dict], unit: str = "",
     top, ticks = _y_axis(series, unit)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     group_w = plot_w / len(categories)
-    bar_w = group_w * 0.8 / len(series)
+    bar_w = min(group_w * 0.8 / len(series), 56.0)  # a lone bar stays a bar, not a wall
     bars, labels = [], []
     for c, category in enumerate(categories):
-        x0 = LEFT + c * group_w + group_w * 0.1
+        x0 = LEFT + c * group_w + (group_w - bar_w * len(series)) / 2
         labels.append({"x": LEFT + (c + 0.5) * group_w, "text": str(category)[:18], "full": str(category)})
         for s, item in enumerate(series):
             value = item["values"][c]
@@ -118,6 +118,11 @@ def line_chart(times: Sequence, series: Sequence[dict], unit: str = "", title: s
             segments.append(current)
         lines.append({"color": color, "paths": [" ".join(p) for p in segments], "dots": dots})
     step = max(1, (n - 1) // 6) if n > 1 else 1
-    x_labels = [{"x": xs[i], "text": _time_label(times[i])} for i in range(0, n, step)]
+    x_labels = [{"x": xs[i], "text": _time_label(times[i]), "anchor": "start" if i == 0 else "middle"}
+                for i in range(0, n, step)]
+    if n > 1 and (n - 1) % step:
+        x_labels.append({"x": xs[-1], "text": _time_label(times[-1]), "anchor": "end"})
+    else:
+        x_labels[-1]["anchor"] = "end" if n > 1 else "middle"
     context.update(ticks=ticks, lines=lines, x_labels=x_labels, legend=_legend(series), label_y=HEIGHT - BOTTOM + 14)
     return context
