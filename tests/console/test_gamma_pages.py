@@ -330,19 +330,21 @@ def test_dashboard_shows_real_numbers(partner, viewer_console):
     assert deliver(batch) == "retry"         # a failed attempt ...
     assert deliver(batch) == "delivered"     # ... and its retry
     partner.fail(1, status=400)
-    deliver(ingest(1, start=20))             # dead-lettered
+    assert deliver(ingest(1, start=20)) == "dlq"
+    partner.fail(1, status=200, delay=1.2)   # slower than timeout_ms=1000: no acknowledgment
+    assert deliver(ingest(1, start=30)) == "retry"
     response = viewer_console.get("/gamma/")
     context, text = response.context, body(response)
     assert context["rate"]["records"] == 5
     [rate] = context["rate"]["series"]
-    assert rate["name"] == "partner_api" and sum(rate["values"]) == pytest.approx(5 / 5)  # 5 records over 5-minute buckets
+    assert rate["name"] == "partner_api" and sum(rate["values"]) == pytest.approx(5 / 5)  # 5 records, 5-minute buckets
     [health] = context["health"]
-    assert health["attempts"] == 4 and health["ack_rate"] == 0.5 and health["retry_rate"] == 0.25
-    assert health["timeout_rate"] == 0 and health["p50"] is not None and health["css"] == "warn"  # 50% acknowledged: degraded
-    assert [(r["attempts"], r["deliveries"], r["delivered"]) for r in context["retries"]] == [(1, 2, 1), (2, 1, 1)]
+    assert (health["attempts"], health["ack_rate"], health["timeout_rate"], health["retry_rate"]) == (5, 0.4, 0.2, 0.2)
+    assert health["p50"] is not None and health["css"] == "bad" and health["health"] == "failing"  # 40% acknowledged
+    assert [(r["attempts"], r["deliveries"], r["delivered"]) for r in context["retries"]] == [(1, 3, 1), (2, 1, 1)]
     assert context["dlq"]["size"] == 1 and context["dlq"]["growth_last_hour"] == 1
     assert re.search(r'id="dash-records">5<', text) and re.search(r'id="dash-dlq-size">1<', text)
-    assert re.search(r'<tr id="ack-partner_api"><td>partner_api</td><td class="kind-number">4</td>'
-                     r'<td class="kind-number">50.0%</td><td class="kind-number">0.0%</td><td class="kind-number">25.0%</td>', text)
+    assert re.search(r'<tr id="ack-partner_api"><td>partner_api</td><td class="kind-number">5</td><td class="kind-number">'
+                     r'40.0%</td><td class="kind-number">20.0%</td><td class="kind-number">20.0%</td>', text)
     assert text.count("<polyline") >= 2 and 'class="bar"' in text  # rate and ack lines; latency and retry bars
     assert "No deliveries in the last hour." not in text
