@@ -13,6 +13,7 @@ from django.http import Http404, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -94,7 +95,7 @@ class DeadLetterReviewView(ConsoleListView):
         Column("Destination", "destination_id", link=destination_url),
         Column("Category", "category", "status"),
         Column("Reason", "reason", "code"),
-        Column("HTTP", "http_status", "number"),
+        Column("HTTP", "http_status"),
         Column("Attempts", "attempts", "number"),
         Column("Retry eligible", "retry_eligible", "bool"),
         Column("First failed", "first_failed_at", "time"),
@@ -373,7 +374,10 @@ class BreakerResetView(OperatorRequiredMixin, View):
             return render(request, "delivery/_breaker_card.html",
                           {"b": card, "note": note, "error": error, "user_is_operator": True})
         (messages.error if error else messages.success)(request, error or note)
-        return HttpResponseRedirect(request.POST.get("next") or reverse("console:breakers"))
+        back = request.POST.get("next", "")
+        if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+            back = reverse("console:breakers")
+        return HttpResponseRedirect(back)
 
 
 # --- Destinations --------------------------------------------------------------------------------------

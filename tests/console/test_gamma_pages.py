@@ -281,6 +281,11 @@ def test_breaker_panel_colours_and_reset_from_the_console(partner, operator_cons
     assert BatchDelivery.objects.filter(status="held").count() == 0
     assert set(deliver_pending()) == {"delivered"}
     assert operator_console.post("/circuit-breakers/nowhere/reset/", {}, **HTMX).status_code == 404
+    # Without JavaScript the form posts and goes back to the page it came from, never off-site.
+    plain = operator_console.post("/circuit-breakers/partner_api/reset/", {"next": "https://evil.example/"})
+    assert plain.status_code == 302 and plain["Location"] == "/circuit-breakers/"
+    back = operator_console.post("/circuit-breakers/partner_api/reset/", {"next": "/destinations/partner_api/"})
+    assert back["Location"] == "/destinations/partner_api/"
 
 
 # --- Destination page -------------------------------------------------------------------------------------------
