@@ -39,7 +39,7 @@ class _ReadOnlyInline(admin.TabularInline):
 
 class CABApprovalInline(_ReadOnlyInline):
     model = CABApproval
-    fields = readonly_fields = ["round", "voter_name", "capacities", "decision", "comment", "at", "via"]
+    fields = readonly_fields = ["round", "voter_name", "voter_groups", "capacities", "decision", "comment", "at", "via"]
     verbose_name_plural = "Votes"
 
 
@@ -178,7 +178,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
 class CABApprovalAdmin(admin.ModelAdmin):
     """Every vote ever cast: who, in which roles, what, when (read only)."""
 
-    list_display = ["change", "round", "voter_name", "capacities", "decision", "comment", "at", "via"]
+    list_display = ["change", "round", "voter_name", "voter_groups", "capacities", "decision", "comment", "at", "via"]
     list_filter = ["decision", "via"]
     search_fields = ["change__change_id", "voter_name"]
 

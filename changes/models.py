@@ -363,6 +363,7 @@ class CABApproval(models.Model):
     voter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     voter_name = models.CharField(max_length=150)
     capacities = models.JSONField(help_text='Roles the vote counts in, e.g. ["Director", "CAB member"].')
+    voter_groups = models.JSONField(default=list, blank=True, help_text="The voter's groups when they voted.")
     decision = models.CharField(max_length=8, choices=Vote.choices)
     comment = models.TextField(blank=True)
     at = models.DateTimeField(default=timezone.now)

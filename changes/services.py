@@ -363,6 +363,7 @@ def change_vote(*, change: ChangeRequest, actor, decision: str, comment: str = "
         with transaction.atomic():
             vote = CABApproval.objects.create(change=change, round=change.cab_round, voter=actor,
                                               voter_name=actor.get_username(), capacities=capacities,
+                                              voter_groups=sorted(actor.groups.values_list("name", flat=True)),
                                               decision=decision, comment=comment, via=via)
     except IntegrityError:
         raise ApplicationError(f"You have already voted on {change.change_id}.", status_code=409) from None

@@ -52,7 +52,7 @@ class CABApprovalSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CABApproval
-        fields = ["round", "voter", "capacities", "decision", "comment", "at", "via"]
+        fields = ["round", "voter", "voter_groups", "capacities", "decision", "comment", "at", "via"]
 
 
 class ChangeEventSerializer(serializers.ModelSerializer):

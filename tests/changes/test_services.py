@@ -33,12 +33,15 @@ def test_low_and_medium_need_one_approver(flow, people, level, approver):
     [vote] = change.approvals.all()
     assert (vote.voter_name, vote.decision, vote.comment) == (approver, "approve", "Go.")
     assert vote.capacities == [{"low": "Operations Lead", "medium": "Engineering Manager"}[level]]
+    assert vote.voter_groups == [{"lead": "Operations Lead", "manager": "Engineering Manager"}[approver]]
     assert vote.at is not None
 
 
 def test_a_senior_manager_may_approve_a_lower_risk(flow, people):
     change = flow.in_cab(**flow.risk("low"))
     assert services.change_vote(change=change, actor=people.director, decision="approve").status == "approved"
+    vote = change.approvals.get()
+    assert (vote.capacities, vote.voter_groups) == (["Operations Lead"], ["Director"])
 
 
 def test_high_needs_director_and_cab_majority(flow, people):
