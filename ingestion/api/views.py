@@ -112,11 +112,11 @@ class SourceOperationsViewSet(viewsets.ViewSet):
     def get_permissions(self):
         return [IsOperator()] if self.action in self.operator_actions else [IsViewerOrOperator()]
 
-    @extend_schema(responses={200: OpenApiResponse(description="the status of every source (health grid)")})
+    @extend_schema(request=None, responses={200: OpenApiResponse(description="the status of every source (health grid)")})
     def list(self, request):
         return Response(selectors.source_statuses())
 
-    @extend_schema(responses={200: OpenApiResponse(description="status, health, last poll/success/error, rates, "
+    @extend_schema(request=None, responses={200: OpenApiResponse(description="status, health, last poll/success/error, rates, "
                                                               "buffered records; 'status': 'disabled' when disabled")})
     def retrieve(self, request, source_id=None):
         answer = selectors.source_status(source_id=source_id)
@@ -124,12 +124,12 @@ class SourceOperationsViewSet(viewsets.ViewSet):
             raise ApplicationError(f"Unknown source '{source_id}'.", status_code=404)
         return Response(answer)
 
-    @extend_schema(responses={200: OpenApiResponse(description="as the source's detail")})
+    @extend_schema(request=None, responses={200: OpenApiResponse(description="as the source's detail")})
     @action(detail=True, methods=["get"])
     def status(self, request, source_id=None):
         return self.retrieve(request, source_id=source_id)
 
-    @extend_schema(responses={200: OpenApiResponse(description="{ok, latency_ms, steps, failure: {kind, stage, message}}")})
+    @extend_schema(request=None, responses={200: OpenApiResponse(description="{ok, latency_ms, steps, failure: {kind, stage, message}}")})
     @action(detail=True, methods=["get", "post"])
     def test(self, request, source_id=None):
         return Response(source_test(source_id=source_id, actor=request.user))
@@ -164,7 +164,7 @@ class SourceOperationsViewSet(viewsets.ViewSet):
                      details={"outcome": result.outcome, "reason": result.reason, "ingested": result.ingested})
         return Response(result.as_dict())
 
-    @extend_schema(responses={200: s.SourceErrorSerializer(many=True)})
+    @extend_schema(request=None, responses={200: s.SourceErrorSerializer(many=True)})
     @action(detail=True, methods=["get"])
     def errors(self, request, source_id=None):
         rows = selectors.source_errors(source_id=source_id)[:100]
