@@ -33,7 +33,7 @@ from .policy import (
     escalation_levels,
     requirements,
 )
-from .timeline import actor_label, timeline_add
+from .timeline import actor_label, actor_user, timeline_add
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -111,8 +111,10 @@ def escalation_engage(*, incident: Incident, level: int | None, trigger: str, re
                  details={"severity": severity, "level": level, "role": role, "trigger": trigger, "users": escalation.users})
     headline = "declared" if trigger == EscalationTrigger.DECLARED else f"escalated to {role}"
     subject, body = _message(incident, headline, f"{trigger_label}{': ' + reason if reason else ''}")
-    notifications_queue(incident=incident, subject=subject, body=body, users=people, escalation=escalation,
-                        actor=actor, now=now)
+    # Whoever escalated knows already; everyone else engaged is told on every channel.
+    actor_pk = getattr(actor_user(actor), "pk", None)
+    notifications_queue(incident=incident, subject=subject, body=body, users=[p for p in people if p.pk != actor_pk],
+                        escalation=escalation, actor=actor, now=now)
     return escalation
 
 

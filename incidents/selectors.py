@@ -158,5 +158,17 @@ def unread_notification_count(user) -> int:
     return Notification.objects.filter(channel=NotificationChannel.CONSOLE, recipient=user, read_at__isnull=True).count()
 
 
+def incident_linked_changes(incident: Incident) -> list:
+    """Change requests linked to the incident (emergency changes that remediated it: they are reviewed in its
+    post-incident review). Empty when the changes app is not installed."""
+    from django.apps import apps
+
+    if not apps.is_installed("changes"):
+        return []
+    from changes.selectors import incident_changes
+
+    return list(incident_changes(incident))
+
+
 def active_incident_count() -> int:
     return Incident.objects.filter(status__in=ACTIVE_STATUSES).count()

@@ -701,6 +701,12 @@ def review_timeline_text(incident: Incident) -> str:
         lines.append(f"{timezone.localtime(incident.began_at):%Y-%m-%d %H:%M} Issue began (earliest known symptom)")
     for entry in incident.timeline.exclude(kind=TimelineKind.NOTIFICATION).order_by("at", "id"):
         lines.append(f"{timezone.localtime(entry.at):%Y-%m-%d %H:%M} [{entry.get_kind_display()}] {entry.actor_name}: {entry.message}")
+    from .selectors import incident_linked_changes
+
+    changes = incident_linked_changes(incident)
+    if changes:
+        lines += ["", "Changes linked to this incident (review the emergency changes here):"]
+        lines += [f"- {c.change_id} [{c.get_change_type_display()}, {c.get_status_display()}] {c.title}" for c in changes]
     return "\n".join(lines)
 
 

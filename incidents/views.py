@@ -46,6 +46,7 @@ from .selectors import (
     console_notifications_for,
     incident_due_items,
     incident_get,
+    incident_linked_changes,
     incident_list,
     incident_review,
     incident_timeline,
@@ -238,6 +239,7 @@ class IncidentDetailView(ConsolePageMixin, TemplateView):
             "communications": incident.communications.select_related("sent_by"),
             "notifications": incident.notifications.select_related("recipient")[:100],
             "review": review,
+            "changes": incident_linked_changes(incident),
             "allowed": allowed_transitions(incident, user) if operator else [],
             "close_blockers": close_blockers,
             "templates": templates,
@@ -363,7 +365,7 @@ class ReviewView(ConsolePageMixin, TemplateView):
             "scheduled_for": review.scheduled_for and timezone.localtime(review.scheduled_for),
             **{name: getattr(review, name) for name in services.REVIEW_FIELDS if name != "scheduled_for"}}) if review else None)
         return {**super().get_context_data(**kwargs), "incident": incident, "review": review, "form": form,
-                "items": items, "item_form": f.ActionItemForm(), "requirements": requirements(incident.severity),
+                "items": items, "item_form": f.ActionItemForm(), "changes": incident_linked_changes(incident), "requirements": requirements(incident.severity),
                 "severity_badge": severity_badge(incident), "status_badge": status_badge(incident),
                 "now": timezone.now()}
 

@@ -159,3 +159,18 @@ def test_my_notifications(people, rota):
     oncall.post("/incidents/notifications/")
     assert not Notification.objects.filter(recipient=people.oncall1, channel="console", read_at__isnull=True).exists()
     assert incident.incident_id not in login(people.viewer1).get("/incidents/notifications/").content.decode()
+
+
+def test_linked_emergency_changes_show_on_the_incident_and_its_review(people, ops):
+    from changes.services import emergency_change_declare
+
+    incident = declare(people, "P1", summary="All destinations down")
+    change = emergency_change_declare(actor=people.ops1, title="Fail over to the standby warehouse",
+                                      description="Point gamma at the standby", affected_systems=["gamma"],
+                                      verbal_approver=people.manager, impact="medium", likelihood="low", incident=incident)
+    assert change.change_id in ops.get(f"/incidents/{incident.incident_id}/").content.decode()
+    incident = s.incident_investigate(actor=people.ops1, incident=incident)
+    s.incident_resolve(actor=people.ops1, incident=incident, resolution="Failed over", **ALL_CRITERIA)
+    review_html = ops.get(f"/incidents/{incident.incident_id}/review/").content.decode()
+    assert change.change_id in review_html
+    assert f"- {change.change_id} [Emergency" in incident.review.timeline_reconstruction
