@@ -50,19 +50,32 @@ def bulk_insert(model: type[models.Model], columns: Sequence[str], rows: Iterabl
 
 
 def bulk_update(model: type[models.Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """UPDATE model SET columns... WHERE pk = row[-1] for every row (values in column order, pk last)."""
+    """UPDATE model SET columns... WHERE pk = row[-1] for every row (values in column order, pk last).
+
+    PostgreSQL: COPY the rows into a temporary table and run one UPDATE ... FROM it (one statement,
+    not one per row). Elsewhere: executemany."""
     fields = [model._meta.get_field(name) for name in columns]
     pk = model._meta.pk
     convert = [_converter(f) for f in fields] + [_converter(pk)]
-    assignments = []
-    for f in fields:
-        cast = "::jsonb" if is_postgresql() and isinstance(f, models.JSONField) else ""
-        assignments.append(f'"{f.column}" = %s{cast}')
-    sql = f'UPDATE "{model._meta.db_table}" SET {", ".join(assignments)} WHERE "{pk.column}" = %s'
     prepared = [[c(v) for c, v in zip(convert, row)] for row in rows]
-    if prepared:
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, prepared)
+    if not prepared:
+        return
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        if not is_postgresql():
+            assignments = ", ".join(f'"{f.column}" = %s' for f in fields)
+            cursor.executemany(f'UPDATE "{table}" SET {assignments} WHERE "{pk.column}" = %s', prepared)
+            return
+        temp = f"_bulk_update_{table}"
+        definitions = ", ".join(f'"{f.column}" {f.db_type(connection)}' for f in [*fields, pk])
+        cursor.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{temp}" ({definitions}) ON COMMIT DELETE ROWS')
+        cursor.execute(f'TRUNCATE "{temp}"')
+        names = ", ".join(f'"{f.column}"' for f in [*fields, pk])
+        with cursor.cursor.copy(f'COPY "{temp}" ({names}) FROM STDIN') as copy:
+            for row in prepared:
+                copy.write_row(row)
+        assignments = ", ".join(f'"{f.column}" = t."{f.column}"' for f in fields)
+        cursor.execute(f'UPDATE "{table}" SET {assignments} FROM "{temp}" t WHERE "{table}"."{pk.column}" = t."{pk.column}"')
 
 
 def load_json(value: Any) -> Any:

@@ -912,7 +912,8 @@ class RuleSet:
         return self.apply_batch([record]).outcomes[0]
 
     def apply_batch(self, records: list[Any]) -> BatchResult:
-        outcomes = [Outcome(data=copy.deepcopy(r)) for r in records]
+        # Records are JSON: an orjson round trip copies them several times faster than deepcopy.
+        outcomes = [Outcome(data=orjson.loads(orjson.dumps(r))) for r in records]
         live = []
         for i, outcome in enumerate(outcomes):
             if isinstance(outcome.data, dict):
