@@ -1,5 +1,6 @@
 """Filters of the incident list, shared by the console and the API."""
 import django_filters
+from django import forms
 from django.db.models import Q
 from django.utils import timezone
 
@@ -7,17 +8,19 @@ from .choices import ACTIVE_STATUSES, ComponentKind, IncidentStatus, Severity
 from .models import Incident
 from .selectors import overdue_q
 
+ANY_YES_NO = [("", "Any"), ("true", "Yes"), ("false", "No")]
+
 
 class IncidentFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="filter_q", label="Search")
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
     status = django_filters.MultipleChoiceFilter(choices=IncidentStatus.choices)
-    active = django_filters.BooleanFilter(method="filter_active", label="Active")
-    overdue = django_filters.BooleanFilter(method="filter_overdue", label="Overdue")
+    active = django_filters.BooleanFilter(method="filter_active", label="Active", widget=forms.Select(choices=ANY_YES_NO))
+    overdue = django_filters.BooleanFilter(method="filter_overdue", label="Overdue", widget=forms.Select(choices=ANY_YES_NO))
     component = django_filters.CharFilter(method="filter_component", label="Component",
                                           help_text="kind:identifier, e.g. destination:local_archive")
-    declared_after = django_filters.IsoDateTimeFilter(field_name="declared_at", lookup_expr="gte")
-    declared_before = django_filters.IsoDateTimeFilter(field_name="declared_at", lookup_expr="lt")
+    declared_after = django_filters.IsoDateTimeFilter(field_name="declared_at", lookup_expr="gte", label="Declared from")
+    declared_before = django_filters.IsoDateTimeFilter(field_name="declared_at", lookup_expr="lt", label="Declared before")
 
     class Meta:
         model = Incident
