@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models.functions import TruncHour
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_fsm import can_proceed
@@ -238,14 +239,15 @@ def dead_letters_purge_chunk(*, actor, queryset: QuerySet, reason: str) -> dict:
 
 
 def dlq_stats(*, now: datetime | None = None) -> dict:
-    """Size, growth per hour over the last 24 hours, and age distribution of the open entries."""
+    """Size, growth per clock hour over the last 24 hours (oldest first, the current hour last), and the
+    age distribution of the open entries."""
     now = now or timezone.now()
     open_entries = dead_letters_open()
-    hours = []
-    for h in range(24, 0, -1):
-        start, end = now - timedelta(hours=h), now - timedelta(hours=h - 1)
-        hours.append({"hour_start": start.isoformat(),
-                      "added": DeadLetter.objects.filter(first_failed_at__gte=start, first_failed_at__lt=end).count()})
+    first_hour = (now - timedelta(hours=24)).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    added = dict(DeadLetter.objects.filter(first_failed_at__gte=now - timedelta(hours=24))
+                 .annotate(hour=TruncHour("first_failed_at")).values_list("hour").annotate(n=Count("id")).order_by())
+    hours = [{"hour_start": (first_hour + timedelta(hours=h)).isoformat(),
+              "added": added.get(first_hour + timedelta(hours=h), 0)} for h in range(-1, 24)][-24:]
     ages = {"<1h": 0, "1h-6h": 0, "6h-24h": 0, "1d-7d": 0, ">7d": 0}
     edges = [(timedelta(hours=1), "<1h"), (timedelta(hours=6), "1h-6h"), (timedelta(hours=24), "6h-24h"),
              (timedelta(days=7), "1d-7d")]
@@ -258,7 +260,7 @@ def dlq_stats(*, now: datetime | None = None) -> dict:
         "by_state": dict(DeadLetter.objects.values_list("state").annotate(n=Count("id")).order_by()),
         "by_category": dict(open_entries.values_list("category").annotate(n=Count("id")).order_by()),
         "retry_eligible": open_entries.filter(retry_eligible=True).count(),
-        "growth_last_hour": hours[-1]["added"],
+        "growth_last_hour": DeadLetter.objects.filter(first_failed_at__gte=now - timedelta(hours=1)).count(),
         "growth_per_hour": hours,
         "age_distribution": ages,
         "oldest_failure": span["oldest"].isoformat() if span["oldest"] else None,

@@ -206,9 +206,9 @@ def test_rules_page_shows_rules_with_their_spec(pipeline_data, viewer_console):
 def test_destinations_show_delivery_counts_and_last_error(pipeline_data, viewer_console):
     response = viewer_console.get("/destinations/")
     destinations = {d.destination_id: d for d in response.context["object_list"]}
-    assert destinations["local_archive"].deliveries == {"pending": 0, "delivered": 1, "dlq": 0}
+    assert destinations["local_archive"].deliveries == {"pending": 0, "held": 0, "delivered": 1, "dlq": 0}
     assert destinations["local_archive"].last_error is None
-    assert destinations["analytics_warehouse"].deliveries == {"pending": 1, "delivered": 0, "dlq": 0}
+    assert destinations["analytics_warehouse"].deliveries == {"pending": 1, "held": 0, "delivered": 0, "dlq": 0}
     assert "cannot connect" in destinations["analytics_warehouse"].last_error
     body = text(response)
     assert "Routing rules" in body and "ROUTE_ORDERS_TO_WAREHOUSE" in body
