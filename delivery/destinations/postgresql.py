@@ -22,6 +22,11 @@ _lock = threading.Lock()
 _TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57", "40")
 
 
+def _plain(value):
+    """Objects and lists go to the table as JSON text."""
+    return orjson.dumps(value).decode() if isinstance(value, (dict, list)) else value
+
+
 class PostgresDestination:
     def __init__(self, destination_id: str, spec: dict):
         self.destination_id = destination_id
@@ -79,19 +84,23 @@ class PostgresDestination:
         if not self.table:
             raise DeliveryError("format.table is not set", transient=False)
         keys = list(self.mapping)
-        columns = [self.mapping[k] for k in keys]
-        statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING").format(
-            sql.Identifier(*self.table.split(".")),
-            sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-            sql.SQL(", ").join(sql.Placeholder() for _ in columns),
-            sql.Identifier(self.mapping["record_id"]),
-        )
-        rows = [[record_value(r, k) for k in keys] for r in records]
+        columns = sql.SQL(", ").join(sql.Identifier(self.mapping[k]) for k in keys)
+        target = sql.Identifier(*self.table.split("."))
+        # COPY into a scratch table shaped like the target, then one INSERT ... ON CONFLICT DO NOTHING:
+        # idempotent on the record id column, and one statement instead of one per record.
+        rows = [[_plain(record_value(r, k)) for k in keys] for r in records]
         conn = self._connect()
         try:
             with conn.cursor() as cursor:
                 cursor.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(self.timeout_s * 1000)))
-                cursor.executemany(statement, rows)
+                cursor.execute(sql.SQL("CREATE TEMP TABLE _opsconsole_delivery (LIKE {} INCLUDING DEFAULTS) "
+                                       "ON COMMIT DROP").format(target))
+                with cursor.copy(sql.SQL("COPY _opsconsole_delivery ({}) FROM STDIN").format(columns)) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cursor.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM _opsconsole_delivery ON CONFLICT ({}) "
+                                       "DO NOTHING").format(target, columns, columns,
+                                                            sql.Identifier(self.mapping["record_id"])))
             conn.commit()
         except psycopg.Error as exc:
             state = getattr(exc, "sqlstate", None) or ""
