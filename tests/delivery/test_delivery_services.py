@@ -227,3 +227,19 @@ def test_csv_file_destination(apply_config, settings):
     rows = list(csv.DictReader(path.open()))
     assert [r["customer"] for r in rows] == ["c0", "c1", "c2"] or sorted(r["customer"] for r in rows) == ["c0", "c1", "c2"]
     assert set(rows[0]) == {"id", "source", "customer", "amount"} and rows[0]["source"] == "api_source_1"
+
+
+def test_connection_refused_is_transient(apply_config):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dead_end = http_destination(f"http://127.0.0.1:{port}/ingest", circuit_breaker={"failure_threshold": 10})
+    apply_config(sources=[PUSH_SOURCE], destinations=[dead_end], routes=[ROUTE_TO_PARTNER])
+    batch = ingest(1)
+    assert deliver(batch) == "retry"
+    delivery = BatchDelivery.objects.get()
+    assert "cannot connect" in delivery.last_error and delivery.last_http_status is None
+    attempt = DeliveryAttempt.objects.get()
+    assert attempt.ok is False and attempt.category == "transient"
