@@ -118,7 +118,8 @@ def test_applied_lists_for_readers(config_dir, operator, viewer):
         ("api_source_1", "http_push", True), ("file_source_1", "file", True), ("new_api_source", "rest_api", False)]
     assert sources[2]["spec"]["connection"]["auth_config"]["client_secret_ref"].startswith("vault:")
     rules = reader.get("/api/beta/admin/rules").json()
-    assert [(r["rule_id"], r["enabled"], r["priority"]) for r in rules] == [("TRX_042_NORMALIZE_PHONE", True, 500)]
+    assert [(r["rule_id"], r["enabled"], r["priority"]) for r in rules] == [("TRX_042_NORMALIZE_PHONE", True, 500),
+                                                                              ("TRX_050_ENRICH_MERCHANT_CATEGORY", True, 600)]
     destinations = reader.get("/api/gamma/admin/destinations").json()
     assert [(d["destination_id"], d["destination_type"], d["enabled"], d["routing_rules"]) for d in destinations] == [
         ("analytics_warehouse", "postgresql", False, ["ROUTE_TO_ANALYTICS"]),

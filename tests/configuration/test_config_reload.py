@@ -11,7 +11,7 @@ from delivery.models import Destination, RoutingRule
 from ingestion.models import Source
 from opsconsole.errors import ApplicationError
 from opsconsole.models import AuditEntry
-from transform.models import QualityProfile, TransformRule
+from transform.models import EnrichmentSource, QualityProfile, TransformRule
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,9 @@ def test_reload_applies_every_kind_as_version_1(tree: Path, operator):
     api = Source.objects.get(source_id="api_source_1")
     assert api.config_version == 1 and api.source_type == "http_push"
     assert api.spec["validation"]["schema"]["required"] == ["id", "timestamp", "payload"]
-    assert TransformRule.objects.get().rule_id == "TRX_042_NORMALIZE_PHONE"
+    assert list(TransformRule.objects.values_list("rule_id", flat=True)) == [
+        "TRX_042_NORMALIZE_PHONE", "TRX_050_ENRICH_MERCHANT_CATEGORY"]
+    assert EnrichmentSource.objects.get().enrichment_id == "merchant_categories"
     assert QualityProfile.objects.get().spec["quality_scoring"]["thresholds"]["reject"] == 0.3
     assert Destination.objects.get(destination_id="local_archive").destination_type == "file"
     assert RoutingRule.objects.get(rule_id="ROUTE_TO_ARCHIVE").destination_id == "local_archive"
