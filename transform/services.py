@@ -38,17 +38,20 @@ from .paths import flatten
 logger = logging.getLogger(__name__)
 
 
-class BetaDraining(ApplicationError):
-    """Module Beta is draining: ingestion must accept nothing new until it is resumed."""
-
-    status_code = 503
+DRAIN_RETRY_AFTER_SECONDS = 30
 
 
 def beta_intake_check() -> None:
-    """Raise BetaDraining while Module Beta is draining (ingestion calls this before accepting records)."""
+    """Refuse records while Module Beta is draining: ingestion calls this before accepting anything.
+
+    Raises ingestion's IngestRefused (503, reason beta_draining, Retry-After), so pushes get a clear
+    503 and file scans and polls leave their input where it is and try again later."""
     if BetaControl.objects.filter(name="beta", draining=True).exists():
-        raise BetaDraining("Module Beta is draining (POST /api/beta/admin/drain): no new records are accepted "
-                           "until it is resumed (POST /api/beta/admin/resume).")
+        from ingestion.services import IngestRefused  # ingestion imports this module; resolved at call time
+
+        raise IngestRefused("Module Beta is draining (POST /api/beta/admin/drain): no new records are accepted "
+                            "until it is resumed (POST /api/beta/admin/resume).", status_code=503,
+                            reason="beta_draining", retry_after=DRAIN_RETRY_AFTER_SECONDS, utilization=0.0)
 
 
 def _beta_control_set(*, actor, draining: bool, reason: str) -> BetaControl:

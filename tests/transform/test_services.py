@@ -18,7 +18,8 @@ from tests.conftest import DEFAULT_SCORING, FILE_DESTINATION, PHONE_RULE, PUSH_S
 from tests.pipeline.test_services import good_record
 from transform.models import TransformRun
 from transform.quality import QualityScorer
-from transform.services import BetaDraining, batch_transform, beta_drain, beta_resume
+from ingestion.services import IngestRefused
+from transform.services import batch_transform, beta_drain, beta_resume
 
 from .conftest import csv_source, enrich_rule
 
@@ -99,9 +100,10 @@ def test_drain_refuses_new_records_until_resumed_and_finishes_the_backlog(apply_
     apply_beta(sources=[PUSH_SOURCE], destinations=[FILE_DESTINATION], routes=[ROUTE_ALL_TO_ARCHIVE])
     [waiting] = records_ingest(source_id="api_source_1", records=[good_record(1)], origin="t")
     beta_drain(actor=operator, reason="backup")
-    with pytest.raises(BetaDraining) as caught:
+    with pytest.raises(IngestRefused) as caught:
         records_ingest(source_id="api_source_1", records=[good_record(2)], origin="t")
-    assert caught.value.status_code == 503 and "draining" in caught.value.message
+    assert caught.value.status_code == 503 and caught.value.reason == "beta_draining"
+    assert "Module Beta is draining" in caught.value.message
     transform(waiting)  # the backlog is still worked off
     assert Record.objects.get(payload__id="r1").status == RecordStatus.ROUTED
     beta_resume(actor=operator, reason="backup done")
@@ -178,3 +180,25 @@ def test_test_rule_command_writes_the_summary_runbook_b1_reads(tmp_path):
     bad.write_text("rule_id: X\ntransform:\n  type: regex_replace\n  config: {field: a, pattern: '([a-'}\n")
     with pytest.raises(CommandError, match=r"bad.yaml: transform.config.pattern: regex does not compile"):
         call_command("test_rule", "--rule", str(bad), "--input", str(samples), "--output", str(out))
+
+
+def test_drain_leaves_files_in_the_inbox_until_resumed(apply_beta, operator, tmp_path):
+    import os
+    import time
+
+    from ingestion.files import file_source_scan
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    source = {"source_id": "file_source_1", "source_type": "file", "enabled": True,
+              "connection": {"path": str(inbox)}, "parsing": {"format": "jsonl"}, "validation": {"required_fields": ["id"]}}
+    apply_beta(sources=[source], destinations=[FILE_DESTINATION], routes=[ROUTE_ALL_TO_ARCHIVE])
+    path = inbox / "a.jsonl"
+    path.write_text(json.dumps(good_record(1)) + "\n")
+    os.utime(path, (time.time() - 10, time.time() - 10))
+    beta_drain(actor=operator)
+    assert file_source_scan(source_id="file_source_1")["beta_draining"] == 1
+    assert path.exists() and not Record.objects.exists()
+    beta_resume(actor=operator)
+    assert file_source_scan(source_id="file_source_1")["ingested"] == 1
+    assert Record.objects.count() == 1
