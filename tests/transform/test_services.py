@@ -76,6 +76,7 @@ def test_batch_counts_rules_drops_failures_and_stores_quality(apply_beta, countr
     assert counter("beta_records_dropped_total", source="api_source_1", rule="DROP_TEST_TRAFFIC") == 1
     assert counter("beta_records_failed_total", source="api_source_1", rule="TRX_042_NORMALIZE_PHONE") == 1
     assert counter("beta_enrichment_lookups_total", source="countries", result="miss") == 1
+    assert counter("beta_enrichment_duration_seconds_count", source="countries") == 1
     assert counter("beta_schema_mapping_total", schema="schemas/api_source_1.json", outcome="success") == 3
     assert counter("beta_schema_mapping_total", schema="schemas/api_source_1.json", outcome="failure") == 1
     [run] = TransformRun.objects.all()
@@ -84,7 +85,11 @@ def test_batch_counts_rules_drops_failures_and_stores_quality(apply_beta, countr
 
 
 def test_disabling_a_failing_rule_takes_one_reload(apply_beta):
+    from configuration.runtime import pipeline_runtime
+
     apply_beta(sources=[PUSH_SOURCE], rules=[STRICT_PHONE], destinations=[FILE_DESTINATION], routes=[ROUTE_ALL_TO_ARCHIVE])
+    compiled = pipeline_runtime().rules
+    assert pipeline_runtime().rules is compiled  # compiled once per configuration version
     [batch] = records_ingest(source_id="api_source_1", records=[good_record(1, phone_number=1)], origin="t")
     transform(batch)
     assert counter("beta_rule_failures_total", rule="TRX_042_NORMALIZE_PHONE") == 1
@@ -92,6 +97,7 @@ def test_disabling_a_failing_rule_takes_one_reload(apply_beta):
                routes=[ROUTE_ALL_TO_ARCHIVE])
     [batch] = records_ingest(source_id="api_source_1", records=[good_record(2, phone_number=1)], origin="t")
     transform(batch)
+    assert pipeline_runtime().rules is not compiled and pipeline_runtime().rules.rules == []
     assert Record.objects.get(payload__id="r2").status == RecordStatus.ROUTED
     assert counter("beta_rule_failures_total", rule="TRX_042_NORMALIZE_PHONE") == 1  # no new failure
 
