@@ -43,7 +43,7 @@ def test_manual_rule_file_validates(tmp_path):
      "transform.config.field: 'items[0].sku': list indexes are not supported in field paths"),
     ({"type": "split", "config": {"field": "a", "separator": ""}}, "transform.config.separator: must not be empty"),
     ({"type": "enrich", "config": {"source": "crm", "key_field": "id", "fields": ["x"]}},
-     "transform.config.source: unknown enrichment source 'crm' (known: none)"),
+     "transform.config.source: unknown enrichment source 'crm' (known: merchant_categories)"),  # the shipped tree's
 ])
 def test_invalid_rule_files_report_file_field_reason(tmp_path, transform, line):
     rule = write(tmp_path / "bad_rule.yaml", {"rule_id": "BAD", "transform": transform})
