@@ -180,17 +180,22 @@ class OAuthToken(models.Model):
     """An OAuth2 access token of a source, shared by every worker until it expires.
 
     Keyed by a keyed hash of (token_url, client_id, client_secret, scope): rotated credentials get
-    their own token at once. Never shown by the console or the API."""
+    their own token at once. The token is stored sealed (configuration.secrets_at_rest, keyed from
+    SECRET_KEY), never in clear; read and write it through ingestion.rest. Never shown by the console,
+    the API or the admin."""
 
     source_id = models.CharField(max_length=100)
     credentials_key = models.CharField(max_length=64)
-    access_token = models.TextField()
+    sealed_token = models.TextField()
     token_type = models.CharField(max_length=40, default="Bearer")
     expires_at = models.DateTimeField()
     obtained_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source_id", "credentials_key"], name="one_token_per_credentials")]
+
+    def __str__(self) -> str:  # never the token, sealed or not
+        return f"OAuth2 token of {self.source_id} (expires {self.expires_at:%Y-%m-%d %H:%M:%S})"
 
 
 class BufferSample(models.Model):

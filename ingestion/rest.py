@@ -2,7 +2,9 @@
 
 Credential references (`*_ref`) are resolved at each use and live only in local variables; no value
 is stored, logged or put in an error message. OAuth2 access tokens are cached in the database
-(OAuthToken) so every worker shares one token until it expires or the endpoint answers 401.
+(OAuthToken), sealed with configuration.secrets_at_rest, so every worker shares one token until it
+expires or the endpoint answers 401; a cached token that no longer unseals (SECRET_KEY changed) is
+dropped and a new one fetched.
 """
 import hashlib
 import hmac
@@ -20,6 +22,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from configuration.secrets import SecretError, resolve_secret
+from configuration.secrets_at_rest import UnsealError, seal, unseal
 
 from .choices import FailureKind
 from .models import OAuthToken
@@ -232,7 +235,7 @@ def token_fetch(*, client: httpx.Client, source_id: str, connection: dict, crede
     # Refresh a little before expiry: 10% of the lifetime, at most 30 s.
     expires_at = timezone.now() + timedelta(seconds=expires_in - min(30.0, expires_in * 0.1))
     OAuthToken.objects.update_or_create(source_id=source_id, credentials_key=key, defaults={
-        "access_token": token, "token_type": token_type if token_type.lower() == "bearer" else "Bearer",
+        "sealed_token": seal(token), "token_type": token_type if token_type.lower() == "bearer" else "Bearer",
         "expires_at": expires_at})
     OAuthToken.objects.filter(source_id=source_id).exclude(credentials_key=key).delete()  # rotated away
     logger.info("obtained an access token for %s (expires in %.0f s, %.0f ms)", source_id, expires_in,
@@ -241,14 +244,31 @@ def token_fetch(*, client: httpx.Client, source_id: str, connection: dict, crede
 
 
 def token_cached(*, source_id: str, connection: dict, credentials: Credentials) -> str | None:
+    """The cached, unexpired token of these credentials, or None (also when it no longer unseals)."""
     key = _credentials_key(connection.get("auth_config") or {}, credentials)
-    return (OAuthToken.objects.filter(source_id=source_id, credentials_key=key, expires_at__gt=timezone.now())
-            .values_list("access_token", flat=True).first())
+    row = (OAuthToken.objects.filter(source_id=source_id, credentials_key=key, expires_at__gt=timezone.now())
+           .values_list("pk", "sealed_token").first())
+    if row is None:
+        return None
+    pk, sealed = row
+    try:
+        return unseal(sealed)
+    except UnsealError:  # sealed under another SECRET_KEY: a cache miss, fetch a new token
+        OAuthToken.objects.filter(pk=pk, sealed_token=sealed).delete()
+        logger.warning("cached access token of %s cannot be unsealed (SECRET_KEY changed?); fetching a new one",
+                       source_id, extra={"source_id": source_id, "component": "oauth2"})
+        return None
 
 
 def token_forget(*, source_id: str, token: str) -> None:
     """Drop a token the endpoint refused (only that one: another worker may already have a new one)."""
-    OAuthToken.objects.filter(source_id=source_id, access_token=token).delete()
+    for pk, sealed in OAuthToken.objects.filter(source_id=source_id).values_list("pk", "sealed_token"):
+        try:
+            same = hmac.compare_digest(unseal(sealed).encode(), token.encode())
+        except UnsealError:
+            same = True  # unusable anyway
+        if same:
+            OAuthToken.objects.filter(pk=pk, sealed_token=sealed).delete()
 
 
 class SourceClient:

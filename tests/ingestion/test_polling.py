@@ -3,7 +3,9 @@ OAuth2 token cache and refresh, retries, and every kind of bad answer as a count
 import time
 
 import pytest
+from django.test import override_settings
 
+from configuration.secrets_at_rest import seal, unseal
 from ingestion.choices import SourceHealth
 from ingestion.models import OAuthToken, Record, SourceError, SourceState, ValidationFailure
 from ingestion.polling import source_poll
@@ -130,6 +132,9 @@ def test_oauth2_token_is_cached_shared_and_refreshed_on_expiry_and_401(source_ap
     assert source_api.token_requests == 1  # cached in the database, used by the second poll
     row = OAuthToken.objects.get(source_id="rest_src")
     assert "alpha-secret" not in row.credentials_key
+    [issued] = list(source_api.tokens)
+    assert issued not in row.sealed_token and unseal(row.sealed_token) == issued  # sealed at rest
+    assert issued not in str(row)
 
     time.sleep(1.0)  # expired: a new token is fetched before the request
     assert source_poll(source_id="rest_src").outcome == "ok"
@@ -141,6 +146,27 @@ def test_oauth2_token_is_cached_shared_and_refreshed_on_expiry_and_401(source_ap
     result = source_poll(source_id="rest_src")
     assert result.outcome == "ok" and result.ingested == 1
     assert source_api.unauthorized == 1 and source_api.token_requests == 3
+
+
+def test_oauth2_cached_token_that_no_longer_unseals_is_a_cache_miss(source_api, configure, monkeypatch, caplog):
+    monkeypatch.setenv("TEST_CLIENT_ID", "alpha-client")
+    monkeypatch.setenv("TEST_CLIENT_SECRET", "alpha-secret")
+    source_api.auth = "oauth2"
+    source_api.clients = {"alpha-client": "alpha-secret"}
+    source_api.add([make_record(i) for i in range(2)])
+    configure(rest_source(source_api, auth=oauth2_auth(source_api)))
+    assert source_poll(source_id="rest_src").outcome == "ok" and source_api.token_requests == 1
+
+    with override_settings(SECRET_KEY="the-key-before-rotation"):  # as if sealed under an older SECRET_KEY
+        OAuthToken.objects.filter(source_id="rest_src").update(sealed_token=seal(next(iter(source_api.tokens))))
+    source_api.add([make_record(2)])
+    result = source_poll(source_id="rest_src")
+    assert result.outcome == "ok" and result.ingested == 1, result
+    assert source_api.token_requests == 2 and source_api.unauthorized == 0
+    row = OAuthToken.objects.get(source_id="rest_src")
+    assert unseal(row.sealed_token) in source_api.tokens
+    assert "cannot be unsealed" in caplog.text
+    assert not any(token in caplog.text for token in source_api.tokens)
 
 
 def test_oauth2_wrong_secret_is_an_unauthorized_failure_at_the_token_stage(source_api, configure, monkeypatch):
