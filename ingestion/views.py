@@ -7,7 +7,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.generic import TemplateView
 
-from .charts import heatmap, line_chart, stacked_bars
+from opsconsole import charts
 from opsconsole.console import ConsolePageMixin, OperatorRequiredMixin, ReaderRequiredMixin
 from opsconsole.errors import ApplicationError
 
@@ -20,6 +20,12 @@ from .services import (
 
 def _percent(value: float) -> str:
     return f"{value * 100:.0f}%"
+
+
+def _lines(points_by_name: dict) -> tuple[list, list[dict]]:
+    """{name: [(time, value)]} on one time axis (as the selectors give them) -> the chart's times and series."""
+    times = [moment for moment, _ in next(iter(points_by_name.values()), [])]
+    return times, [{"name": name, "values": [value for _, value in points]} for name, points in points_by_name.items()]
 
 
 def alpha_dashboard_context() -> dict:
@@ -40,18 +46,23 @@ def alpha_dashboard_context() -> dict:
         "buffer": buffer,
         "buffer_percent": _percent(buffer["utilization"]),
         "statuses": selectors.source_statuses(),
-        "rate_chart": line_chart(rate, title="Ingestion rate by source (records/second, per minute)"),
-        "parse_chart": line_chart({"parse success": selectors.parse_series(minutes=60)}, title="Parse success rate",
-                                  y_max=1.0, y_format=_percent),
+        "rate_chart": charts.line_chart(*_lines(rate), title="Ingestion rate by source (records/second, per minute)",
+                                        empty="Ingestion rate: no data yet."),
+        "parse_chart": charts.line_chart(*_lines({"parse success": selectors.parse_series(minutes=60)}),
+                                         title="Parse success rate", y_max=1.0, y_format=_percent,
+                                         empty="Parse success rate: no records read in the last hour."),
         "parse_quantiles": selectors.histogram_quantiles("alpha_parse_duration_seconds"),
-        "validation_chart": stacked_bars([b.strftime("%H:%M") for b in buckets], stacks,
-                                         title="Validation failures by error code (5-minute buckets)"),
+        "validation_chart": charts.bar_chart([b.strftime("%H:%M") for b in buckets],
+                                             [{"name": code, "values": counts} for code, counts in stacks.items()],
+                                             stacked=True, title="Validation failures by error code (5-minute buckets)",
+                                             empty="Validation failures: nothing in this period."),
         "validation_pass_rate": selectors.validation_pass_rate(minutes=60),
         "validation_quantiles": selectors.histogram_quantiles("alpha_validation_duration_seconds"),
-        "buffer_chart": line_chart({"buffer utilization": buffer_points}, title="Buffer utilization", y_max=1.05,
-                                   y_format=_percent, thresholds=thresholds, area=True),
+        "buffer_chart": charts.line_chart(*_lines({"buffer utilization": buffer_points}), title="Buffer utilization",
+                                          y_max=1.05, y_format=_percent, thresholds=thresholds, area=True),
         "buffer_events": selectors.buffer_events(limit=10),
-        "error_heatmap": heatmap(rows, kinds, counts, title="Errors by source and type (last hour)"),
+        "error_heatmap": charts.heatmap(rows, kinds, counts, title="Errors by source and type (last hour)",
+                                        empty="Errors by source and type: nothing in this period."),
         "failure_summary": selectors.validation_failures_summary(hours=1),
     }
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.views import View
 from django.views.generic import TemplateView
 
+from opsconsole import charts
 from opsconsole.console import (
     ConsolePageMixin,
     OperatorRequiredMixin,
@@ -15,7 +16,7 @@ from opsconsole.console import (
 )
 from opsconsole.errors import ApplicationError
 
-from . import charts, selectors, services
+from . import selectors, services
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
@@ -26,6 +27,12 @@ def _float(value, default: float, low: float, high: float) -> float:
     except (TypeError, ValueError):
         return default
     return min(high, max(low, number))
+
+
+def _quality_histogram(distribution: dict):
+    """The manual's "bar chart with threshold markers": scores over [0, 1], a marker per quality level."""
+    return charts.histogram(distribution["buckets"], thresholds=charts.named_thresholds(distribution["thresholds"]),
+                            title="Quality score distribution", unit="records")
 
 
 class DashboardView(ConsolePageMixin, TemplateView):
@@ -44,16 +51,23 @@ class DashboardView(ConsolePageMixin, TemplateView):
         for row in data["rules"]:
             row["styled"] = [(c, charts.heat_colour(c, peak)) for c in row["cells"]]
         for row in data["schemas"]:
-            row["chart"] = charts.stacked(row["series"], labels, title=f"Schema {row['schema']} mapping success")
+            row["chart"] = charts.bar_chart(labels, [
+                {"name": "mapped", "values": [ok for ok, _ in row["series"]], "color": charts.GOOD},
+                {"name": "failed", "values": [bad for _, bad in row["series"]], "color": charts.BAD},
+            ], stacked=True, percent=True, axes=False, legend=False, height=80,
+                title=f"Schema {row['schema']} mapping success")
         distribution = data["quality"]["distribution"]
+        baseline = data["throughput"]["baseline"]
         return {
             **super().get_context_data(**kwargs),
             "d": data,
             "labels": labels,
-            "throughput_chart": charts.series(data["throughput"]["series"], labels,
-                                              baseline=data["throughput"]["baseline"],
-                                              title="Records transformed per slot"),
-            "quality_chart": charts.histogram(distribution["buckets"], distribution["thresholds"]),
+            "throughput_chart": charts.bar_chart(
+                labels, [{"name": "records transformed", "values": data["throughput"]["series"], "color": charts.GOOD}],
+                thresholds=[] if baseline is None else
+                [charts.Threshold(baseline, f"baseline {baseline:g}", "baseline", charts.THRESHOLD_COLOURS["baseline"])],
+                title="Records transformed per slot"),
+            "quality_chart": _quality_histogram(distribution),
             "minutes_choices": [15, 60, 360, 1440],
         }
 
@@ -98,7 +112,7 @@ class QualityView(ConsolePageMixin, TemplateView):
             "hours": hours, "threshold": threshold, "source": source or "",
             "stats": selectors.quality_stats(hours=hours, source_id=source),
             "distribution": distribution,
-            "chart": charts.histogram(distribution["buckets"], distribution["thresholds"]),
+            "chart": _quality_histogram(distribution),
             "dimensions": selectors.quality_dimensions(hours=hours, source_id=source),
             "low": selectors.quality_low_scores(threshold=threshold, limit=100, hours=hours, source_id=source),
         }
