@@ -105,6 +105,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns at startup about a missing directory
 WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "/login/"
