@@ -1,7 +1,10 @@
 """/metrics, /healthz, /readyz."""
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from rest_framework import serializers
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import IsAuthenticated
 
@@ -11,6 +14,12 @@ _collector = PipelineCollector()
 REGISTRY.register(_collector)
 
 
+_HEALTH = inline_serializer("Health", {"status": serializers.CharField()})
+_READINESS = inline_serializer("Readiness", {"status": serializers.CharField(),
+                                             "problems": serializers.ListField(child=serializers.CharField())})
+
+
+@extend_schema(responses={(200, CONTENT_TYPE_LATEST.split(";")[0]): OpenApiTypes.STR})
 @api_view(["GET"])
 @permission_classes([IsAuthenticated])
 def metrics(request):
@@ -18,6 +27,7 @@ def metrics(request):
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
 
 
+@extend_schema(responses={200: _HEALTH})
 @api_view(["GET"])
 @permission_classes([IsAuthenticated])
 def healthz(request):
@@ -44,6 +54,7 @@ def _check_broker() -> str | None:
     return None
 
 
+@extend_schema(responses={200: _READINESS, 503: _READINESS})
 @api_view(["GET"])
 @permission_classes([IsAuthenticated])
 def readyz(request):

@@ -1,3 +1,5 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import BreakerTransition, CircuitBreaker, DeadLetter, OperationRun
@@ -22,6 +24,7 @@ class DeadLetterDetailSerializer(DeadLetterSerializer):
     class Meta(DeadLetterSerializer.Meta):
         fields = [*DeadLetterSerializer.Meta.fields, "payload"]
 
+    @extend_schema_field(OpenApiTypes.OBJECT)
     def get_payload(self, entry: DeadLetter):
         record = entry.record
         return record.data if record.data is not None else record.payload

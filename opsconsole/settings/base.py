@@ -137,6 +137,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets shared by several fields get one stable name (not "StatusA1aEnum"): keys are the
+    # component names, values the choices (matched by their set of values).
+    "ENUM_NAME_OVERRIDES": {
+        "ChangeStateEnum": "changes.choices.ChangeState",
+        "ChangeTypeEnum": "changes.choices.ChangeType",
+        "RollbackTriggerEnum": "changes.choices.RollbackTrigger",
+        "LowMediumHighEnum": "changes.choices.Priority",  # priority, impact and likelihood
+        "IncidentStatusEnum": "incidents.choices.IncidentStatus",
+        "CommunicationKindEnum": "incidents.choices.CommunicationKind",
+        "ComponentKindEnum": "incidents.choices.ComponentKind",
+    },
 }
 
 # Pipeline
