@@ -1,7 +1,9 @@
 """Shared fixtures: users with roles, API clients, a pipeline configuration written as YAML and
-applied by the real reload service, a real Celery worker process, a scratch PostgreSQL database."""
+applied by the real reload service, a real Celery worker process, a scratch PostgreSQL database,
+headless Chromium for browser tests."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,12 +14,20 @@ import psycopg
 import pytest
 import yaml
 from django.contrib.auth.models import Group, User
+from django.db import connection
+from playwright.sync_api import expect, sync_playwright
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from opsconsole import roles
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls of browser tests stay synchronous.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(autouse=True)
@@ -292,3 +302,28 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.5, message: str =
         time.sleep(interval)
     detail = on_fail() if on_fail else ""
     raise AssertionError(f"timed out after {timeout}s waiting for {message}\n{detail}")
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium. Request it after the fixtures that prepare data without it: it starts when it is
+    set up. Under Playwright's running event loop Django gives this thread a second connection; it is closed
+    here, or the test database cannot be dropped afterwards."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+            connection.close()
+
+
+def log_in(page, base_url: str, username: str, path: str = "/") -> None:
+    """Open `path` logged out, check it sends the browser to the login form, log in as a `make_user` user and
+    wait until the console has brought the browser back to `path`."""
+    page.goto(base_url + path)
+    expect(page).to_have_url(re.compile(r"/login/\?next=" + re.escape(path) + "$"))
+    page.fill("#id_username", username)
+    page.fill("#id_password", "pw-" + username)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(base_url + path)

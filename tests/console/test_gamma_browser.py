@@ -1,21 +1,13 @@
 """The DLQ review page in headless Chromium against a real server: tick entries, click Replay, see the
 outcome and the list refresh itself in place (htmx)."""
-import os
-import re
-
 import pytest
-from django.db import connection
 from playwright.sync_api import expect
 
 from delivery.models import DeadLetter
-from tests.conftest import PUSH_SOURCE
-from tests.console.test_browser import browser  # noqa: F401  (the headless Chromium fixture)
+from tests.conftest import PUSH_SOURCE, log_in
 from tests.delivery.conftest import ROUTE_TO_PARTNER, http_destination
 from tests.delivery.http_sink import HttpSink
 from tests.delivery.test_delivery_services import deliver, ingest
-
-# Playwright's sync API runs an event loop in this thread; the ORM calls of the test stay synchronous.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,15 +23,10 @@ def dead_entries(apply_config):
     sink.close()
 
 
-def test_operator_selects_entries_and_replays_them(live_server, dead_entries, operator_user, browser):  # noqa: F811
+def test_operator_selects_entries_and_replays_them(live_server, dead_entries, operator_user, browser):
     first, second, third = dead_entries
     page = browser.new_page()
-    page.goto(live_server.url + "/dlq/")
-    expect(page).to_have_url(re.compile(r"/login/\?next=/dlq/$"))
-    page.fill("#id_username", "console-operator")
-    page.fill("#id_password", "pw-console-operator")
-    page.click("button[type=submit]")
-    expect(page).to_have_url(live_server.url + "/dlq/")
+    log_in(page, live_server.url, "console-operator", "/dlq/")  # /dlq/ -> /login/?next=/dlq/ -> back on /dlq/
     expect(page.locator("#dlq-stat-size")).to_have_text("3")
     expect(page.locator("#dlq-table tbody tr")).to_have_count(3)
 
@@ -61,7 +48,4 @@ def test_operator_selects_entries_and_replays_them(live_server, dead_entries, op
     page.check(f"input[name=entry_ids][value='{first}']")
     page.click("#dlq-bulk button[value=replay]")
     expect(page.locator("#outcome-refused")).to_contain_text(f"Entry {first}: entry is Replayed")
-    try:
-        assert list(DeadLetter.objects.order_by("id").values_list("state", flat=True)) == ["replayed", "replayed", "new"]
-    finally:
-        connection.close()  # this thread's connection, opened under Playwright's event loop
+    assert list(DeadLetter.objects.order_by("id").values_list("state", flat=True)) == ["replayed", "replayed", "new"]

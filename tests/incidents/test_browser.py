@@ -1,61 +1,44 @@
 """Headless Chromium against a real server: an operator declares an incident and starts investigating it."""
-import os
 import re
 
 import pytest
-from django.db import connection
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from incidents.models import Incident
 from opsconsole import roles
-from tests.conftest import make_user
-
-# Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still synchronous.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+from tests.conftest import log_in, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
-
-def test_operator_declares_an_incident_and_starts_investigating(live_server):
+def test_operator_declares_an_incident_and_starts_investigating(live_server, browser):
     make_user("inc-operator", roles.OPERATIONS_TEAM)
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page()
-            page.goto(live_server.url + "/incidents/")
-            page.fill("#id_username", "inc-operator")
-            page.fill("#id_password", "pw-inc-operator")
-            page.click("button[type=submit]")
-            expect(page.locator("h1")).to_have_text("Incidents")
+    page = browser.new_page()
+    log_in(page, live_server.url, "inc-operator", "/incidents/")
+    expect(page.locator("h1")).to_have_text("Incidents")
 
-            page.click("text=Declare an incident")
-            expect(page.locator("h1")).to_have_text("Declare an incident")
-            expect(page.locator("#declare-form")).to_contain_text("Complete cessation of pipeline processing")
-            page.check("input[name=severity][value=P2]")
-            page.fill("#id_summary", "Beta transformation backlog")
-            page.fill("#id_impact", "End-to-end latency above SLA")
-            page.select_option("#id_detection_source", "monitoring_alert")
-            page.select_option("#id_components", ["module:beta"])
-            page.click("#declare-form button[type=submit]")
+    page.click("text=Declare an incident")
+    expect(page.locator("h1")).to_have_text("Declare an incident")
+    expect(page.locator("#declare-form")).to_contain_text("Complete cessation of pipeline processing")
+    page.check("input[name=severity][value=P2]")
+    page.fill("#id_summary", "Beta transformation backlog")
+    page.fill("#id_impact", "End-to-end latency above SLA")
+    page.select_option("#id_detection_source", "monitoring_alert")
+    page.select_option("#id_components", ["module:beta"])
+    page.click("#declare-form button[type=submit]")
 
-            expect(page).to_have_url(re.compile(r"/incidents/INC-\d{8}-\d{4}/$"))
-            expect(page.locator("#incident-status")).to_have_text("Open")
-            expect(page.locator("#incident-severity")).to_have_text("P2")
-            expect(page.locator("#timeline")).to_contain_text("Declared P2 - High: Beta transformation backlog")
-            expect(page.locator("#action-resolve")).to_have_count(0)  # only the allowed transitions are offered
+    expect(page).to_have_url(re.compile(r"/incidents/INC-\d{8}-\d{4}/$"))
+    expect(page.locator("#incident-status")).to_have_text("Open")
+    expect(page.locator("#incident-severity")).to_have_text("P2")
+    expect(page.locator("#timeline")).to_contain_text("Declared P2 - High: Beta transformation backlog")
+    expect(page.locator("#action-resolve")).to_have_count(0)  # only the allowed transitions are offered
 
-            page.fill("#id_note", "Looking at the Beta queue")
-            page.click("#action-investigate")
-            expect(page.locator("#incident-status")).to_have_text("Investigating")
-            expect(page.locator(".messages")).to_contain_text("Investigation started")
-            expect(page.locator("#timeline")).to_contain_text("Status Open → Investigating: Looking at the Beta queue")
-            expect(page.locator("#due-response")).to_contain_text("met")
-            expect(page.locator("#action-mitigate")).to_have_count(1)
-            browser.close()
-        incident = Incident.objects.get()
-        assert incident.status == "investigating" and incident.acknowledged_at is not None
-    finally:
-        connection.close()
+    page.fill("#id_note", "Looking at the Beta queue")
+    page.click("#action-investigate")
+    expect(page.locator("#incident-status")).to_have_text("Investigating")
+    expect(page.locator(".messages")).to_contain_text("Investigation started")
+    expect(page.locator("#timeline")).to_contain_text("Status Open → Investigating: Looking at the Beta queue")
+    expect(page.locator("#due-response")).to_contain_text("met")
+    expect(page.locator("#action-mitigate")).to_have_count(1)
+    incident = Incident.objects.get()
+    assert incident.status == "investigating" and incident.acknowledged_at is not None
