@@ -134,7 +134,6 @@ def validation_failures_latest(*, limit: int = 5) -> list:
 
 
 # --- Module Alpha operation reads (runbook status paths, health grid, dashboard) --------------------
-from django.db.models import Sum  # noqa: E402
 from django.db.models.functions import TruncMinute  # noqa: E402
 
 from .choices import SourceHealth, SourceType  # noqa: E402

@@ -1,8 +1,6 @@
 """Runbook A paths: pause/resume, source status/test/drain, buffer status/resize and back-pressure,
 validation failure listing and summary, roles, audit, metrics."""
 import socket
-import threading
-from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient

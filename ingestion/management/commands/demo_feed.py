@@ -13,7 +13,6 @@ import os
 import random
 import signal
 import threading
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
