@@ -306,15 +306,21 @@ def _reason(reason: str, what: str) -> str:
     return reason
 
 
-@transaction.atomic
-def change_return(*, change: ChangeRequest, actor, reason: str) -> ChangeRequest:
-    """The technical reviewer sends the change back to its requester as a draft, saying what to fix."""
+def _decide(change: ChangeRequest, actor, reason: str, *, method: str, what: str, message: str) -> ChangeRequest:
+    """A transition that needs a reason, kept on the change as its decision reason."""
     change = _lock(change)
-    reason = _reason(reason, "return a change")
-    change = _transition(change, "return_to_draft", actor, reason=reason, message="Returned to draft for rework")
+    reason = _reason(reason, what)
+    change = _transition(change, method, actor, reason=reason, message=message)
     change.decision_reason = reason
     change.save(update_fields=["decision_reason", "updated_at"])
     return change
+
+
+@transaction.atomic
+def change_return(*, change: ChangeRequest, actor, reason: str) -> ChangeRequest:
+    """The technical reviewer sends the change back to its requester as a draft, saying what to fix."""
+    return _decide(change, actor, reason, method="return_to_draft", what="return a change",
+                   message="Returned to draft for rework")
 
 
 @transaction.atomic
@@ -322,12 +328,8 @@ def change_reject(*, change: ChangeRequest, actor, reason: str, via: str = "api"
     """Reject: in technical review by the reviewer; in CAB review this is a reject vote (change_vote)."""
     if change.status == ChangeState.CAB_REVIEW:
         return change_vote(change=change, actor=actor, decision=Vote.REJECT, comment=reason, via=via)
-    change = _lock(change)
-    reason = _reason(reason, "reject a change")
-    change = _transition(change, "review_reject", actor, reason=reason, message="Rejected in technical review")
-    change.decision_reason = reason
-    change.save(update_fields=["decision_reason", "updated_at"])
-    return change
+    return _decide(change, actor, reason, method="review_reject", what="reject a change",
+                   message="Rejected in technical review")
 
 
 @transaction.atomic
@@ -516,12 +518,7 @@ def change_close(*, change: ChangeRequest, actor, points, lessons_learned: str, 
 @transaction.atomic
 def change_cancel(*, change: ChangeRequest, actor, reason: str) -> ChangeRequest:
     """Withdraw a change that has not started (its requester, or the Operations Lead and above)."""
-    change = _lock(change)
-    reason = _reason(reason, "cancel a change")
-    change = _transition(change, "cancel", actor, reason=reason, message="Cancelled")
-    change.decision_reason = reason
-    change.save(update_fields=["decision_reason", "updated_at"])
-    return change
+    return _decide(change, actor, reason, method="cancel", what="cancel a change", message="Cancelled")
 
 
 @transaction.atomic
