@@ -112,18 +112,23 @@ def _target(spec: dict, cfg: dict) -> str:
     return _path(cfg, "field", fallback=_match_field(spec))
 
 
+def _path_list(cfg: dict, key: str) -> list[str]:
+    """config.<key>: a non-empty list of valid field paths."""
+    paths = cfg[key]
+    if not isinstance(paths, list) or not paths:
+        raise RuleError(f"transform.config.{key}", "must be a non-empty list of field paths")
+    for i, item in enumerate(paths):
+        try:
+            path_check(item)
+        except PathError as exc:
+            raise RuleError(f"transform.config.{key}[{i}]", str(exc)) from exc
+    return list(paths)
+
+
 def _fields(spec: dict, cfg: dict) -> list[str]:
     """config.fields (a list) or config.field, or the match field."""
     if "fields" in cfg:
-        fields = cfg["fields"]
-        if not isinstance(fields, list) or not fields:
-            raise RuleError("transform.config.fields", "must be a non-empty list of field paths")
-        for i, item in enumerate(fields):
-            try:
-                path_check(item)
-            except PathError as exc:
-                raise RuleError(f"transform.config.fields[{i}]", str(exc)) from exc
-        return list(fields)
+        return _path_list(cfg, "fields")
     return [_target(spec, cfg)]
 
 
@@ -589,15 +594,7 @@ def _split(spec: dict, cfg: dict) -> Step:
     separator = _string(cfg, "separator", ",")
     if not separator:
         raise RuleError("transform.config.separator", "must not be empty")
-    into = cfg.get("into")
-    if into is not None:
-        if not isinstance(into, list) or not into:
-            raise RuleError("transform.config.into", "must be a non-empty list of field paths")
-        for i, f in enumerate(into):
-            try:
-                path_check(f)
-            except PathError as exc:
-                raise RuleError(f"transform.config.into[{i}]", str(exc)) from exc
+    into = _path_list(cfg, "into") if cfg.get("into") is not None else None
     dest = _path(cfg, "to", required=False) or source
     maxsplit = _int(cfg, "maxsplit", len(into) - 1 if into else -1, minimum=-1)
     strip = _bool(cfg, "strip", True)
