@@ -59,7 +59,6 @@ def breaker_get(destination_id: str) -> CircuitBreaker:
 @dataclass
 class Admission:
     allowed: bool
-    probe: bool = False
     hold_until: datetime | None = None  # set when the delivery must wait behind an open breaker
     busy: bool = False  # another delivery is probing right now
 
@@ -79,7 +78,7 @@ def breaker_admit(*, destination_id: str, spec: dict, now: datetime) -> Admissio
             return Admission(allowed=False, hold_until=reopen_at)
         _transition(locked, "probe", f"cool-down of {cooldown.total_seconds():g}s elapsed: probing")
     # HALF_OPEN and the row is ours: this delivery is the probe; others skip the lock and wait.
-    return Admission(allowed=True, probe=True)
+    return Admission(allowed=True)
 
 
 def breaker_record(*, destination_id: str, spec: dict, ok: bool, counted_failure: bool, error: str, now: datetime) -> bool:

@@ -1,12 +1,6 @@
 from django.db import models
 
 
-class DestinationType(models.TextChoices):
-    POSTGRESQL = "postgresql", "PostgreSQL table"
-    HTTP = "http", "HTTP endpoint"
-    FILE = "file", "Files (JSON lines or CSV)"
-
-
 class DeliveryStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     HELD = "held", "Held (circuit breaker open)"

@@ -215,10 +215,16 @@ def _replay_batches(entries: list[DeadLetter], actor) -> list[str]:
     return batch_ids
 
 
+def purge_reason(reason: str | None) -> str:
+    """A purge is final, so it must say why."""
+    if not reason or not str(reason).strip():
+        raise ApplicationError('A "reason" is required to purge DLQ entries.')
+    return str(reason).strip()
+
+
 def dead_letters_purge_chunk(*, actor, queryset: QuerySet, reason: str) -> dict:
     """Remove entries from the queue for good; a record with no open entry left counts as rejected."""
-    if not reason or not reason.strip():
-        raise ApplicationError('A "reason" is required to purge DLQ entries.')
+    reason = purge_reason(reason)
     with transaction.atomic():
         entries = _locked(queryset)
         refused = [{"entry_id": e.id, "reason": f"entry is {e.get_state_display()}"} for e in entries if not can_proceed(e.purge)]

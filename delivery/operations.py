@@ -14,7 +14,7 @@ from opsconsole.dispatch import send_after_commit
 from opsconsole.errors import ApplicationError
 
 from .choices import OperationKind, OperationStatus
-from .dlq import SYNC_LIMIT, dead_letters_purge_chunk, dead_letters_replay_chunk, dead_letters_select
+from .dlq import SYNC_LIMIT, dead_letters_purge_chunk, dead_letters_replay_chunk, dead_letters_select, purge_reason
 from .models import DeadLetter, OperationRun
 
 CHUNK = 500
@@ -44,8 +44,7 @@ def dlq_replay(*, actor, entry_ids=None, filter=None, reason: str = "") -> dict:
 
 
 def dlq_purge(*, actor, entry_ids=None, filter=None, reason: str = "") -> dict:
-    if not reason or not str(reason).strip():
-        raise ApplicationError('A "reason" is required to purge DLQ entries.')
+    reason = purge_reason(reason)
     queryset = dead_letters_select(entry_ids=entry_ids, filter=filter)
     ids = list(queryset.order_by("id").values_list("id", flat=True))
     if len(ids) > SYNC_LIMIT:
