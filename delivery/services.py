@@ -83,7 +83,7 @@ def batch_finish_if_done(batch: Batch) -> None:
     # Every record of a batch was ingested with it, so one latency stands for all of them.
     latency = (now - batch.created_at).total_seconds()
     counts = histogram_increments("pipeline_end_to_end_latency_seconds", {"source": batch.source_id},
-                                  LATENCY_BUCKETS, [latency] * delivered)
+                                  LATENCY_BUCKETS, [latency] if delivered else [], times=delivered)
     counts.update(histogram_increments("module_latency_seconds", {"module": "gamma"}, LATENCY_BUCKETS,
                                        [(now - batch.updated_at).total_seconds()]))
     counters_add(counts)

@@ -31,10 +31,11 @@ def counters_add(increments: Mapping[tuple[str, str], int]) -> None:
 
 
 def histogram_increments(
-    name: str, labels: Mapping[str, str], buckets: tuple[float, ...], values: Iterable[float]
+    name: str, labels: Mapping[str, str], buckets: tuple[float, ...], values: Iterable[float], *, times: int = 1
 ) -> Counter:
-    """Counter increments for observing `values` in histogram `name` (non-cumulative bucket counts
-    under `<name>_bucket` with an `le` label, plus `<name>_count` and `<name>_sum`)."""
+    """Counter increments for observing `values` (each `times` times, e.g. one latency for every record
+    of a batch) in histogram `name`: non-cumulative bucket counts under `<name>_bucket` with an `le`
+    label, plus `<name>_count` and `<name>_sum`."""
     increments: Counter = Counter()
     base = labels_key(labels)
     total = 0.0
@@ -42,9 +43,9 @@ def histogram_increments(
     for value in values:
         index = bisect_left(buckets, value)
         le = "+Inf" if index == len(buckets) else repr(float(buckets[index]))
-        increments[(f"{name}_bucket", labels_key({**labels, "le": le}))] += 1
-        total += value
-        n += 1
+        increments[(f"{name}_bucket", labels_key({**labels, "le": le}))] += times
+        total += value * times
+        n += times
     if n:
         increments[(f"{name}_count", base)] += n
         increments[(f"{name}_sum", base)] += int(round(total * SUM_SCALE))
